@@ -1,0 +1,75 @@
+// Package topics declares every Kafka topic Vitals uses and which stage
+// reads and writes it: the topology in one place (see docs/ARCHITECTURE.md).
+// No other package spells a topic name.
+package topics
+
+import "github.com/vitalshq/vitals/event"
+
+// Topic names. The ".v1" suffix is the contract version of the record
+// format; a breaking change gets a new topic, never a rewrite of this one.
+const (
+	// CustomerEvents holds accepted customer activity, Avro CustomerEvent,
+	// keyed by customer_id. Written by the API (producer), read by the
+	// processor.
+	CustomerEvents = "vitals.customer-events.v1"
+	// HealthChanges, Expansion and Critical hold derived events (Avro), keyed
+	// by customer_id. Written by the processor, read by the dispatcher.
+	HealthChanges = "vitals.health-changes.v1"
+	Expansion     = "vitals.expansion.v1"
+	Critical      = "vitals.critical.v1"
+	// Endpoints is the compacted webhook endpoint registry, keyed by endpoint
+	// id (JSON; a nil value deletes). Written by the API, materialized by
+	// every API and dispatcher instance.
+	Endpoints = "vitals.endpoints.v1"
+	// Clients is the compacted OAuth client registry, keyed by client id.
+	// Written and materialized by the API.
+	Clients = "vitals.clients.v1"
+	// SigningKeys is the compacted registry of JWT signing keys, keyed by kid.
+	// Written and materialized by the API.
+	SigningKeys = "vitals.signing-keys.v1"
+)
+
+// ForDerived returns the topic a derived event type is written to, or ""
+// for an unknown type.
+func ForDerived(eventType string) string {
+	switch eventType {
+	case event.HealthScoreChange:
+		return HealthChanges
+	case event.ExpansionReady:
+		return Expansion
+	case event.ChurnRiskDetected:
+		return Critical
+	}
+	return ""
+}
+
+// Derived lists the three derived-event topics.
+func Derived() []string { return []string{HealthChanges, Expansion, Critical} }
+
+// Spec describes how a topic is created.
+type Spec struct {
+	Name       string
+	Partitions int32
+	Compacted  bool
+}
+
+// DefaultPartitions is the partition count of data topics created by Vitals.
+// Partitions are the unit of parallelism: run up to this many instances of a
+// stage usefully.
+const DefaultPartitions = 6
+
+// All returns the spec of every topic Vitals creates at start.
+func All(partitions int32) []Spec {
+	if partitions <= 0 {
+		partitions = DefaultPartitions
+	}
+	return []Spec{
+		{Name: CustomerEvents, Partitions: partitions},
+		{Name: HealthChanges, Partitions: partitions},
+		{Name: Expansion, Partitions: partitions},
+		{Name: Critical, Partitions: partitions},
+		{Name: Endpoints, Partitions: 1, Compacted: true},
+		{Name: Clients, Partitions: 1, Compacted: true},
+		{Name: SigningKeys, Partitions: 1, Compacted: true},
+	}
+}
