@@ -1,0 +1,48 @@
+# Vitals — two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/vitals
+DATA_DIR ?= ./data
+GOTEST_FLAGS ?= -count=1 -timeout 45m
+
+.PHONY: all build run test test-unit bench fmt vet deps clean services-up services-down
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/vitals
+
+## run: the whole pipeline on its embedded defaults (kfake broker, local
+## ClickHouse when installed, else disk spool), a demo simulator and receiver.
+run: build
+	./deploy/run-local.sh $(BIN) $(DATA_DIR)
+
+## deps: install what the tests need (ClickHouse from apt, Kafka jars from Maven Central).
+deps:
+	$(GO) mod download
+	./deploy/clickhouse/clickhouse.sh install
+	./deploy/kafka/kafka.sh fetch
+
+## test: unit, integration and end-to-end tests against real ClickHouse,
+## Apache Kafka (KRaft) and kfake; services are stopped even on failure.
+test: deps vet
+	./deploy/with-services.sh $(GO) test $(GOTEST_FLAGS) ./...
+
+## test-unit: the tests that need no external service installed (they still
+## start kfake and, on demand, private ClickHouse/Kafka instances).
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+## bench: Go micro-benchmarks (Avro, signing, ...), printed as benchstat-ready text.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./schemas ./webhook ./processor ./analytics ./dispatcher | tee bench.txt
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .cache bench.txt

@@ -1,0 +1,227 @@
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vitalshq/vitals/endpoint"
+	"github.com/vitalshq/vitals/event"
+	"github.com/vitalshq/vitals/ops"
+	"github.com/vitalshq/vitals/problem"
+)
+
+// Authorizer guards routes: it lets a request through to next only with a
+// valid access token carrying scope (package auth's Server).
+type Authorizer interface {
+	Require(scope string, next http.Handler) http.Handler
+}
+
+// Producer accepts validated customer events and returns once they are
+// durable (package producer).
+type Producer interface {
+	Produce(ctx context.Context, evs []event.CustomerEvent) error
+}
+
+// Endpoints is the endpoint registry (package endpoint's Registry).
+type Endpoints interface {
+	Put(ctx context.Context, e endpoint.Endpoint) error
+	Delete(ctx context.Context, id string) error
+	Get(id string) (endpoint.Endpoint, bool)
+	List() []endpoint.Endpoint
+}
+
+// URLChecker vets webhook URLs at registration (package ssrf's Guard).
+type URLChecker interface {
+	CheckURL(ctx context.Context, rawURL string) error
+}
+
+// Deps are the collaborators a Server routes to. All are required except
+// TokenHandler and JWKSHandler, which are mounted when set.
+type Deps struct {
+	Auth         Authorizer
+	TokenHandler http.Handler // POST /oauth/token
+	JWKSHandler  http.Handler // GET /.well-known/jwks.json
+	Producer     Producer
+	Endpoints    Endpoints
+	URLChecker   URLChecker
+	NewSecret    func() (string, error) // webhook signing secrets, "whsec_…"
+	Source       func(*http.Request) string
+	Registry     *prometheus.Registry
+	Checks       *ops.Checks
+	Logger       *slog.Logger
+}
+
+// Server is the Vitals HTTP API. It is an http.Handler; Serve runs it on a
+// listener.
+type Server struct {
+	d       Deps
+	mux     *http.ServeMux
+	now     func() time.Time
+	metrics *metrics
+}
+
+// New returns a Server routing to d.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Checks == nil {
+		d.Checks = &ops.Checks{}
+	}
+	if d.Registry == nil {
+		d.Registry = ops.NewRegistry()
+	}
+	s := &Server{d: d, mux: http.NewServeMux(), now: time.Now, metrics: newMetrics(d.Registry)}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	ops.Register(m, s.d.Registry, s.d.Checks)
+	if s.d.TokenHandler != nil {
+		m.Handle("POST /oauth/token", s.d.TokenHandler)
+	}
+	if s.d.JWKSHandler != nil {
+		m.Handle("GET /.well-known/jwks.json", s.d.JWKSHandler)
+	}
+	a := s.d.Auth
+	m.Handle("POST /v1/events", a.Require("events:write", http.HandlerFunc(s.postEvents)))
+	m.Handle("POST /v1/endpoints", a.Require("endpoints:write", http.HandlerFunc(s.createEndpoint)))
+	m.Handle("GET /v1/endpoints", a.Require("endpoints:read", http.HandlerFunc(s.listEndpoints)))
+	m.Handle("GET /v1/endpoints/{id}", a.Require("endpoints:read", http.HandlerFunc(s.getEndpoint)))
+	m.Handle("DELETE /v1/endpoints/{id}", a.Require("endpoints:write", http.HandlerFunc(s.deleteEndpoint)))
+}
+
+// ServeHTTP routes r, answering unknown routes and methods with
+// problem+json, and records metrics and a log line per request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	_, pattern := s.mux.Handler(r)
+	defer func() {
+		if v := recover(); v != nil {
+			s.d.Logger.Error("panic serving request", "path", r.URL.Path, "panic", v)
+			if !rw.wrote {
+				problem.Write(rw, r, problem.New(http.StatusInternalServerError, "internal", "the server failed to handle the request; it was logged, retry later"))
+			}
+		}
+		route := pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.observe(route, rw.status, time.Since(start))
+		if route != "GET /metrics" && route != "GET /healthz" && route != "GET /readyz" {
+			s.d.Logger.Debug("request", "method", r.Method, "route", route, "status", rw.status, "duration", time.Since(start))
+		}
+	}()
+	if pattern == "" {
+		s.notRouted(rw, r)
+		return
+	}
+	s.mux.ServeHTTP(rw, r)
+}
+
+// notRouted turns the mux's plain-text 404/405 into problem+json.
+func (s *Server) notRouted(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	h, _ := s.mux.Handler(r)
+	h.ServeHTTP(rec, r)
+	if rec.Code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", rec.Header().Get("Allow"))
+		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method-not-allowed",
+			fmt.Sprintf("%s is not supported on %s; allowed: %s", r.Method, r.URL.Path, rec.Header().Get("Allow"))))
+		return
+	}
+	problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", fmt.Sprintf("no route %s %s; see the API reference in README.md", r.Method, r.URL.Path)))
+}
+
+// Serve serves s on ln until ctx is done, then shuts down gracefully
+// (in-flight requests get up to 10 s). With tlsCfg nil it serves plain
+// HTTP, which callers must only allow behind an explicit insecure flag.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsCfg *tls.Config) error {
+	hs := &http.Server{
+		Handler:           s,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.d.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsCfg != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vitals_api_requests_total", Help: "API requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "vitals_api_request_duration_seconds", Help: "API request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+func (m *metrics) observe(route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}

@@ -1,0 +1,108 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestBootstrapWritesPrivateFileOnce(t *testing.T) {
+	e := newEnv(t, AlgES256)
+	// A store with a client does nothing.
+	path := filepath.Join(t.TempDir(), "data", "nested", "bootstrap-client.json")
+	created, err := e.srv.Bootstrap(context.Background(), path, e.url+TokenPath, e.url)
+	if err != nil || created {
+		t.Fatalf("bootstrap with a client present: %v %v", created, err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("file written although clients exist: %v", err)
+	}
+
+	// An empty store gets a client and the file.
+	store := NewMemoryStore()
+	s := NewServer(e.url, store, e.store, WithClock(e.clock.Now), WithLogger(e.srv.log))
+	created, err = s.Bootstrap(context.Background(), path, e.url+TokenPath, e.url)
+	if err != nil || !created {
+		t.Fatalf("first bootstrap: %v %v", created, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("file mode %o, want 600", perm)
+	}
+	for _, dir := range []string{filepath.Dir(path), filepath.Dir(filepath.Dir(path))} {
+		di, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := di.Mode().Perm(); perm != 0o700 {
+			t.Fatalf("dir %s mode %o, want 700", dir, perm)
+		}
+	}
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]string
+	if err := json.Unmarshal(first, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f) != 4 || f["token_url"] != e.url+TokenPath || f["api_url"] != e.url ||
+		!strings.HasPrefix(f["client_id"], "vc_") || f["client_secret"] == "" {
+		t.Fatalf("file %s", first)
+	}
+	clients := store.Clients()
+	if len(clients) != 1 || clients[0].ID != f["client_id"] || !slices.Equal(clients[0].Scopes, NonAdminScopes()) {
+		t.Fatalf("stored clients %+v", clients)
+	}
+	if strings.Contains(string(mustJSON(t, clients)), f["client_secret"]) {
+		t.Fatal("store holds the plain secret")
+	}
+	if strings.Contains(e.logs.String(), f["client_secret"]) {
+		t.Fatal("secret logged")
+	}
+	if !strings.Contains(e.logs.String(), f["client_id"]) {
+		t.Fatal("bootstrap not logged")
+	}
+
+	// Idempotent: the second call changes nothing.
+	created, err = s.Bootstrap(context.Background(), path, e.url+TokenPath, e.url)
+	if err != nil || created {
+		t.Fatalf("second bootstrap: %v %v", created, err)
+	}
+	again, _ := os.ReadFile(path)
+	if !bytes.Equal(first, again) || len(store.Clients()) != 1 {
+		t.Fatal("second bootstrap rewrote the file or added a client")
+	}
+
+	// The credentials in the file work over HTTPS, for non-admin scopes only.
+	if err := e.store.PutClient(context.Background(), clients[0]); err != nil {
+		t.Fatal(err)
+	}
+	r := e.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, f["client_id"], f["client_secret"])
+	if r.status != http.StatusOK || r.json(t)["scope"] != FormatScope(NonAdminScopes()) {
+		t.Fatalf("token with bootstrap credentials: %d %s", r.status, r.body)
+	}
+	r = e.tokenRequest(url.Values{"grant_type": {"client_credentials"}, "scope": {ScopeAdmin}}, f["client_id"], f["client_secret"])
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("bootstrap client got admin: %d", r.status)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

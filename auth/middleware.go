@@ -1,0 +1,112 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/vitalshq/vitals/problem"
+)
+
+// Require returns a handler that lets a request reach next only with a
+// valid Bearer access token (see VerifyAccessToken) granted scope, and puts
+// its Principal in the request context. Otherwise it answers with a Bearer
+// challenge (RFC 6750 §3) and an RFC 9457 problem: 401 without or with an
+// invalid token, 403 insufficient_scope when the scope is missing.
+func (s *Server) Require(scope string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.Authorize(r, scope)
+		switch {
+		case err == nil:
+			next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
+		case errors.Is(err, ErrInsufficientScope):
+			s.insufficientScope(w, r, scope, p)
+		default:
+			s.unauthorized(w, r, scope, err)
+		}
+	})
+}
+
+// Authorize checks the request's Bearer token for scope and returns its
+// principal. It fails with ErrMissingToken, an *InvalidTokenError
+// (ErrInvalidToken), or ErrInsufficientScope together with the valid
+// token's principal.
+func (s *Server) Authorize(r *http.Request, scope string) (Principal, error) {
+	raw, err := bearerToken(r)
+	if err != nil {
+		return Principal{}, err
+	}
+	p, err := s.VerifyAccessToken(raw)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !p.HasScope(scope) {
+		return p, fmt.Errorf("client %s lacks scope %s: %w", p.ClientID, scope, ErrInsufficientScope)
+	}
+	return p, nil
+}
+
+// RequireScope returns Require as middleware, for routers that compose
+// func(http.Handler) http.Handler.
+func (s *Server) RequireScope(scope string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler { return s.Require(scope, next) }
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, _ := strings.Cut(h, " ")
+	if h == "" || !strings.EqualFold(scheme, "Bearer") {
+		return "", ErrMissingToken
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", invalid("the Bearer credentials are empty")
+	}
+	return tok, nil
+}
+
+// unauthorized answers 401. Without credentials the challenge carries no
+// error code (RFC 6750 §3.1); with a bad token it says invalid_token.
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, scope string, err error) {
+	howTo := "request a token with POST " + TokenPath + " (grant_type=client_credentials&scope=" + scope +
+		") and send it as Authorization: Bearer <access_token>"
+	var (
+		challenge = `Bearer realm="` + Realm + `"`
+		p         *problem.Details
+	)
+	var ite *InvalidTokenError
+	if errors.As(err, &ite) {
+		challenge += `, error="invalid_token", error_description="` + quotable(ite.Reason) + `"`
+		p = problem.New(http.StatusUnauthorized, "invalid-token", ite.Reason+"; "+howTo)
+		s.log.InfoContext(r.Context(), "auth: refused access token", "path", r.URL.Path, "reason", ite.Reason)
+	} else {
+		p = problem.New(http.StatusUnauthorized, "missing-token", "this route needs an access token with scope "+scope+"; "+howTo)
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	problem.Write(w, r, p.With("required_scope", scope))
+}
+
+// insufficientScope answers 403 insufficient_scope (RFC 6750 §3.1).
+func (s *Server) insufficientScope(w http.ResponseWriter, r *http.Request, scope string, p Principal) {
+	reason := "this route needs scope " + scope
+	w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="insufficient_scope", error_description="`+
+		quotable(reason)+`", scope="`+quotable(scope)+`"`)
+	detail := reason + "; request a token with scope=" + scope + " (this token has: " + FormatScope(p.Scopes) +
+		"); if client " + p.ClientID + " is refused that scope, an administrator must grant it first"
+	problem.Write(w, r, problem.New(http.StatusForbidden, "insufficient-scope", detail).
+		With("required_scope", scope).
+		With("token_scope", FormatScope(p.Scopes)))
+}
+
+// quotable keeps only the characters RFC 6750 §3 allows inside
+// error_description and scope: printable ASCII without '"' and '\'.
+func quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '\''
+		}
+		return r
+	}, s)
+}

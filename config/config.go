@@ -1,0 +1,250 @@
+// Package config is the one place Vitals settings are defined. Every
+// setting is a field of Config with one flag name; the same name, upper-cased
+// with VITALS_ in front and '-' as '_', is its environment variable, and with
+// '_' for '-' its key in the YAML file. Precedence: flag > environment >
+// YAML file (--config / VITALS_CONFIG) > default.
+//
+// It must never start anything: subcommands read a Config and wire packages.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config holds every setting of every subcommand.
+type Config struct {
+	// Common.
+	DataDir   string // --data-dir: state of `vitals run` (embedded broker, keys, spool, TLS)
+	LogLevel  string // --log-level: debug, info, warn, error
+	LogFormat string // --log-format: auto (text on a TTY, JSON otherwise), text, json
+
+	// Kafka.
+	KafkaBrokers        []string // --kafka-brokers: external cluster; empty = embedded broker (run only)
+	EmbeddedKafkaListen string   // --embedded-kafka-listen: where the embedded broker listens
+	Partitions          int      // --partitions: partitions of data topics created at start
+
+	// API.
+	Listen       string // --listen: API address
+	PublicURL    string // --public-url: base URL clients use (default derived from --listen)
+	InsecureHTTP bool   // --insecure-http: plain HTTP, local development only
+	TLSCert      string // --tls-cert: PEM certificate (default: self-signed in the data dir)
+	TLSKey       string // --tls-key: PEM private key
+
+	// Processor, dispatcher and other stages' operations listener.
+	OpsListen string // --ops-listen: /healthz, /readyz, /metrics of processor and dispatcher
+
+	// Dispatcher.
+	AllowPrivateEndpoints bool            // --allow-private-endpoints: allow loopback/private webhook URLs
+	RetrySchedule         []time.Duration // --retry-schedule: waits after the first attempt
+	DeliveryTimeout       time.Duration   // --delivery-timeout: per attempt
+
+	// Analytics.
+	ClickHouseAddr     string // --clickhouse-addr: native protocol HOST:PORT; empty = disk spool
+	ClickHouseDatabase string // --clickhouse-database
+	ClickHouseUser     string // --clickhouse-user
+	ClickHousePassword string // --clickhouse-password
+}
+
+// Default returns the defaults of every setting.
+func Default() Config {
+	return Config{
+		DataDir:             "./data",
+		LogLevel:            "info",
+		LogFormat:           "auto",
+		EmbeddedKafkaListen: "127.0.0.1:9092",
+		Partitions:          6,
+		Listen:              "127.0.0.1:8443",
+		OpsListen:           "127.0.0.1:9464",
+		RetrySchedule: []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
+		DeliveryTimeout:    15 * time.Second,
+		ClickHouseDatabase: "vitals",
+		ClickHouseUser:     "default",
+	}
+}
+
+// Group selects which settings a subcommand takes.
+type Group int
+
+// Setting groups.
+const (
+	Common Group = iota
+	Kafka
+	API
+	Ops
+	Dispatch
+	Analytics
+)
+
+// Register defines the flags of the given groups on fs, bound to c.
+func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
+	has := func(g Group) bool { return slices.Contains(groups, g) }
+	if has(Common) {
+		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state: embedded broker, keys, TLS, spool")
+		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+		fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: auto (text on a terminal, JSON otherwise), text, json")
+	}
+	if has(Kafka) {
+		fs.Var((*listValue)(&c.KafkaBrokers), "kafka-brokers", "comma-separated seed brokers of an external Kafka cluster")
+		fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of the data topics created at start")
+	}
+	if has(API) {
+		fs.StringVar(&c.Listen, "listen", c.Listen, "API listen address HOST:PORT")
+		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach the API at (default from --listen)")
+		fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "INSECURE: serve plain HTTP instead of TLS 1.3 (local development only)")
+		fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (default: self-signed, generated into the data dir)")
+		fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file for --tls-cert")
+	}
+	if has(Ops) {
+		fs.StringVar(&c.OpsListen, "ops-listen", c.OpsListen, "listen address of /healthz, /readyz and /metrics (empty: off)")
+	}
+	if has(Dispatch) {
+		fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", c.AllowPrivateEndpoints, "INSECURE: allow webhook URLs on loopback, private and link-local addresses (local development)")
+		fs.Var((*durationsValue)(&c.RetrySchedule), "retry-schedule", "comma-separated waits before each retry after the first attempt")
+		fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", c.DeliveryTimeout, "timeout of one webhook attempt")
+	}
+	if has(Analytics) {
+		fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", c.ClickHouseAddr, "ClickHouse native protocol HOST:PORT (empty: spool attempts to disk)")
+		fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", c.ClickHouseDatabase, "ClickHouse database")
+		fs.StringVar(&c.ClickHouseUser, "clickhouse-user", c.ClickHouseUser, "ClickHouse user")
+		fs.StringVar(&c.ClickHousePassword, "clickhouse-password", c.ClickHousePassword, "ClickHouse password")
+	}
+}
+
+// EnvPrefix prefixes every environment variable.
+const EnvPrefix = "VITALS_"
+
+// EnvName returns the environment variable of a flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse applies, in increasing precedence, the YAML file named by --config or
+// VITALS_CONFIG, the VITALS_* environment, and args to the flags of fs. It
+// returns the remaining arguments. getenv is os.Getenv outside tests.
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
+	var file string
+	fs.StringVar(&file, "config", getenv(EnvPrefix+"CONFIG"), "YAML config file (keys are flag names with '_' for '-')")
+	// Find --config first: the file is applied before env and flags.
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "config" {
+			if hasVal {
+				file = val
+			} else if i+1 < len(args) {
+				file = args[i+1]
+			}
+		}
+	}
+	if file != "" {
+		if err := applyYAML(fs, file); err != nil {
+			return nil, err
+		}
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" {
+			return
+		}
+		if v := getenv(EnvName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = errors.Join(envErr, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}
+
+func applyYAML(fs *flag.FlagSet, file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("config file %s: %w", file, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		name := strings.ReplaceAll(k, "_", "-")
+		if fs.Lookup(name) == nil || name == "config" {
+			return fmt.Errorf("config file %s: unknown key %q for this command", file, k)
+		}
+		var s string
+		switch v := m[k].(type) {
+		case []any:
+			parts := make([]string, len(v))
+			for i, x := range v {
+				parts[i] = fmt.Sprint(x)
+			}
+			s = strings.Join(parts, ",")
+		default:
+			s = fmt.Sprint(v)
+		}
+		if err := fs.Set(name, s); err != nil {
+			return fmt.Errorf("config file %s: key %q: %w", file, k, err)
+		}
+	}
+	return nil
+}
+
+type listValue []string
+
+func (l *listValue) String() string { return strings.Join(*l, ",") }
+func (l *listValue) Set(s string) error {
+	*l = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+type durationsValue []time.Duration
+
+func (d *durationsValue) String() string {
+	parts := make([]string, len(*d))
+	for i, x := range *d {
+		parts[i] = x.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (d *durationsValue) Set(s string) error {
+	var out []time.Duration
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		x, err := time.ParseDuration(p)
+		if err != nil {
+			return err
+		}
+		if x <= 0 {
+			return fmt.Errorf("duration %s must be positive", p)
+		}
+		out = append(out, x)
+	}
+	*d = out
+	return nil
+}
