@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/vitalshq/vitals/analytics"
+	"github.com/vitalshq/vitals/api"
+	"github.com/vitalshq/vitals/auth"
+	"github.com/vitalshq/vitals/broker"
+	"github.com/vitalshq/vitals/config"
+	"github.com/vitalshq/vitals/dispatcher"
+	"github.com/vitalshq/vitals/endpoint"
+	"github.com/vitalshq/vitals/ops"
+	"github.com/vitalshq/vitals/processor"
+	"github.com/vitalshq/vitals/producer"
+	"github.com/vitalshq/vitals/schemas"
+	"github.com/vitalshq/vitals/ssrf"
+	"github.com/vitalshq/vitals/tlsconfig"
+	"github.com/vitalshq/vitals/topics"
+	"github.com/vitalshq/vitals/webhook"
+)
+
+// env is what every stage of one process shares.
+type env struct {
+	cfg     config.Config
+	log     *slog.Logger
+	brokers []string
+	codec   *schemas.Codec
+	reg     *prometheus.Registry
+	checks  *ops.Checks
+	g       *group
+}
+
+func (e *env) clientOpts(name string) []kgo.Opt {
+	return broker.Options(e.brokers, "vitals-"+name)
+}
+
+// prepareKafka checks the cluster answers and creates missing topics.
+func (e *env) prepareKafka(ctx context.Context) error {
+	cl, err := kgo.NewClient(e.clientOpts("admin")...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := broker.Ping(ctx, cl); err != nil {
+		return fmt.Errorf("kafka %v unreachable: %w", e.brokers, err)
+	}
+	if err := broker.EnsureTopics(ctx, cl, topics.All(int32(e.cfg.Partitions))); err != nil {
+		return err
+	}
+	e.checks.Add("kafka", func(ctx context.Context) error {
+		pc, err := kgo.NewClient(e.clientOpts("readyz")...)
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		return broker.Ping(ctx, pc)
+	})
+	return nil
+}
+
+// readyTable is a materialized control-plane table.
+type readyTable interface {
+	Run(ctx context.Context) error
+	WaitReady(ctx context.Context) error
+}
+
+// startTable runs t under the group and waits until it caught up.
+func (e *env) startTable(ctx context.Context, name string, t readyTable) error {
+	e.g.Go(name, t.Run)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := t.WaitReady(wctx); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	e.checks.Add(name, func(context.Context) error { return nil })
+	return nil
+}
+
+func (e *env) endpoints(ctx context.Context) (*endpoint.Registry, error) {
+	reg, err := endpoint.NewRegistry(e.clientOpts("endpoints"))
+	if err != nil {
+		return nil, err
+	}
+	return reg, e.startTable(ctx, "endpoints", reg)
+}
+
+// startAPI wires and serves the HTTP API. It returns once the listener is
+// bound, so callers can log where it listens.
+func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, error) {
+	cfg := e.cfg
+	store, err := auth.NewKafkaStore(e.clientOpts("auth"), e.log)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.startTable(ctx, "auth-store", store); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api listen %s: %w", cfg.Listen, err)
+	}
+	publicURL := cfg.PublicURL
+	scheme := "https"
+	if cfg.InsecureHTTP {
+		scheme = "http"
+	}
+	if publicURL == "" {
+		publicURL = scheme + "://" + advertised(ln.Addr())
+	}
+	// TLS first: the certificate exists before the bootstrap file tells
+	// clients where to connect.
+	var tlsCfg *tls.Config
+	if !cfg.InsecureHTTP {
+		host, _, _ := net.SplitHostPort(cfg.Listen)
+		tlsCfg, err = tlsconfig.Server(cfg.TLSCert, cfg.TLSKey, cfg.DataDir, []string{host, urlHost(publicURL)})
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+	} else {
+		e.log.Warn("INSECURE: --insecure-http serves the API over plain HTTP; tokens and events travel in clear text. Use it for local development only.")
+	}
+	authSrv := auth.NewServer(publicURL, store, store, auth.WithLogger(e.log.With("component", "auth")))
+	if _, err := authSrv.EnsureSigningKey(ctx); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	bootstrapPath := filepath.Join(cfg.DataDir, "bootstrap-client.json")
+	created, err := authSrv.Bootstrap(ctx, bootstrapPath, publicURL+"/oauth/token", publicURL)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if created {
+		e.log.Info("created the bootstrap OAuth client (all non-admin scopes); its credentials are in a 0600 file", "path", bootstrapPath)
+	}
+	prod, err := producer.New(e.clientOpts("api"), e.codec)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv := api.New(api.Deps{
+		Auth:         authSrv,
+		TokenHandler: authSrv.TokenHandler(),
+		JWKSHandler:  authSrv.JWKSHandler(),
+		Producer:     prod,
+		Endpoints:    eps,
+		URLChecker:   ssrf.New(ssrf.AllowPrivate(cfg.AllowPrivateEndpoints)),
+		NewSecret:    webhook.NewSecret,
+		Source: func(r *http.Request) string {
+			if p, ok := auth.PrincipalFrom(r.Context()); ok {
+				return p.ClientID
+			}
+			return ""
+		},
+		Registry: e.reg,
+		Checks:   e.checks,
+		Logger:   e.log.With("component", "api"),
+	})
+	e.g.Go("api", func(ctx context.Context) error {
+		defer prod.Close()
+		return srv.Serve(ctx, ln, tlsCfg)
+	})
+	e.log.Info("API listening", "url", publicURL, "tls", tlsCfg != nil, "token_url", publicURL+"/oauth/token")
+	return ln.Addr(), nil
+}
+
+func (e *env) startProcessor() error {
+	p, err := processor.New(e.codec,
+		processor.WithClientOptions(e.clientOpts("processor")...),
+		processor.WithLogger(e.log.With("component", "processor")),
+		processor.WithRegisterer(e.reg))
+	if err != nil {
+		return err
+	}
+	e.g.Go("processor", p.Run)
+	e.log.Info("processor started", "input", topics.CustomerEvents, "group", processor.DefaultGroup)
+	return nil
+}
+
+func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error {
+	cfg := e.cfg
+	w, err := e.analyticsWriter()
+	if err != nil {
+		return err
+	}
+	e.g.Go("analytics", w.Run)
+	if cfg.AllowPrivateEndpoints {
+		e.log.Warn("INSECURE: --allow-private-endpoints lets webhooks reach loopback, private and link-local addresses. Use it for local development only.")
+	}
+	d, err := dispatcher.New(e.brokers, e.codec, eps,
+		dispatcher.WithKafkaOptions(e.clientOpts("dispatcher")...),
+		dispatcher.WithSink(w),
+		dispatcher.WithRetrySchedule(cfg.RetrySchedule...),
+		dispatcher.WithDeliveryTimeout(cfg.DeliveryTimeout),
+		dispatcher.WithAllowPrivate(cfg.AllowPrivateEndpoints),
+		dispatcher.WithLogger(e.log.With("component", "dispatcher")),
+		dispatcher.WithRegisterer(e.reg))
+	if err != nil {
+		return err
+	}
+	e.g.Go("dispatcher", d.Run)
+	e.log.Info("dispatcher started", "inputs", topics.Derived(), "group", dispatcher.DefaultGroup)
+	return nil
+}
+
+func (e *env) analyticsWriter() (*analytics.Writer, error) {
+	cfg := e.cfg
+	spool := filepath.Join(cfg.DataDir, "spool")
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, fmt.Errorf("analytics spool dir: %w", err)
+	}
+	if cfg.ClickHouseAddr == "" {
+		e.log.Warn("no --clickhouse-addr: webhook attempts are written to the disk spool only, to be loaded into ClickHouse once it is configured", "spool", spool)
+	} else {
+		e.log.Info("analytics to ClickHouse", "addr", cfg.ClickHouseAddr, "database", cfg.ClickHouseDatabase, "spool", spool)
+	}
+	return analytics.NewWriter(cfg.ClickHouseAddr,
+		analytics.WithDatabase(cfg.ClickHouseDatabase),
+		analytics.WithAuth(cfg.ClickHouseUser, cfg.ClickHousePassword),
+		analytics.WithSpoolDir(spool),
+		analytics.WithLogger(e.log.With("component", "analytics")),
+		analytics.WithMetrics(e.reg))
+}
+
+// serveOps serves /healthz, /readyz and /metrics for stages without the API.
+func (e *env) serveOps(ctx context.Context) error {
+	if e.cfg.OpsListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", e.cfg.OpsListen)
+	if err != nil {
+		return fmt.Errorf("ops listen %s: %w", e.cfg.OpsListen, err)
+	}
+	mux := http.NewServeMux()
+	ops.Register(mux, e.reg, e.checks)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	e.g.Go("ops", func(ctx context.Context) error {
+		go func() { <-ctx.Done(); hs.Close() }()
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	e.log.Info("ops endpoints listening", "url", "http://"+ln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	return nil
+}
+
+// advertised turns a bound address into one a local client can dial.
+func advertised(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
