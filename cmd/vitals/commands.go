@@ -276,4 +276,3 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	return listenServe(ctx, log, stdout, ln, url, secret)
 }
-
