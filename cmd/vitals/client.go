@@ -66,12 +66,31 @@ func simulateRun(ctx context.Context, log *slog.Logger, stdout io.Writer, cr cre
 	return nil
 }
 
-// registerEndpoint creates an endpoint for url through the API and returns
-// its id and signing secret.
-func registerEndpoint(ctx context.Context, hc *http.Client, cr credentials, url string, types []string) (id, secret string, err error) {
+// endpointsClient returns an HTTP client authenticated for endpoint
+// management (scope endpoints:write).
+func endpointsClient(ctx context.Context, hc *http.Client, cr credentials) *http.Client {
 	cc := clientcredentials.Config{ClientID: cr.ClientID, ClientSecret: cr.ClientSecret, TokenURL: cr.TokenURL,
 		Scopes: []string{"endpoints:write"}, AuthStyle: oauth2.AuthStyleInHeader}
-	client := cc.Client(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	return cc.Client(context.WithValue(ctx, oauth2.HTTPClient, hc))
+}
+
+// deleteEndpoint removes the endpoint with the given id.
+func deleteEndpoint(ctx context.Context, client *http.Client, cr credentials, id string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, strings.TrimSuffix(cr.APIURL, "/")+"/v1/endpoints/"+id, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("delete endpoint %s: %w", id, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("delete endpoint %s: %s", id, resp.Status)
+	}
+	return nil
+}
+
+// registerEndpoint creates an endpoint for url through the API and returns
+// its id and signing secret.
+func registerEndpoint(ctx context.Context, client *http.Client, cr credentials, url string, types []string) (id, secret string, err error) {
 	body, _ := json.Marshal(map[string]any{"url": url, "event_types": types, "description": "vitals listen"})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(cr.APIURL, "/")+"/v1/endpoints", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

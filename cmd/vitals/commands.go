@@ -233,11 +233,12 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		cf       clientFlags
-		listen   string
-		secret   string
-		register bool
-		types    string
+		cf        clientFlags
+		listen    string
+		secret    string
+		register  bool
+		types     string
+		logFormat = "auto"
 	)
 	fs := flag.NewFlagSet("vitals listen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -246,10 +247,11 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&secret, "secret", "", "endpoint signing secret (whsec_…); without it, --register creates an endpoint and uses its secret")
 	fs.BoolVar(&register, "register", true, "register this receiver as an endpoint through the API (needs --credentials)")
 	fs.StringVar(&types, "event-types", "*", "event types to subscribe to when registering")
+	fs.StringVar(&logFormat, "log-format", logFormat, "log format: auto, text, json")
 	if _, err := config.Parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, "auto", "info")
+	log, err := newLogger(stderr, logFormat, "info")
 	if err != nil {
 		return err
 	}
@@ -267,12 +269,23 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		id, s, err := registerEndpoint(ctx, hc, cr, url, strings.Split(types, ","))
+		// Its own context: the token source must outlive ctx to clean up.
+		client := endpointsClient(context.Background(), hc, cr)
+		id, s, err := registerEndpoint(ctx, client, cr, url, strings.Split(types, ","))
 		if err != nil {
 			return err
 		}
 		secret = s
-		log.Info("registered endpoint", "id", id, "url", url, "event_types", types)
+		log.Info("registered endpoint; it is deleted again when listen stops", "id", id, "url", url, "event_types", types)
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := deleteEndpoint(dctx, client, cr, id); err != nil {
+				log.Warn("could not delete the endpoint; delete it with DELETE /v1/endpoints/"+id, "err", err)
+			} else {
+				log.Info("deleted endpoint", "id", id)
+			}
+		}()
 	}
 	return listenServe(ctx, log, stdout, ln, url, secret)
 }

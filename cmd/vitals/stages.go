@@ -200,7 +200,6 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 	if err != nil {
 		return err
 	}
-	e.g.Go("analytics", w.Run)
 	if cfg.AllowPrivateEndpoints {
 		e.log.Warn("INSECURE: --allow-private-endpoints lets webhooks reach loopback, private and link-local addresses. Use it for local development only.")
 	}
@@ -215,7 +214,22 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 	if err != nil {
 		return err
 	}
-	e.g.Go("dispatcher", d.Run)
+	// The attempt log outlives the dispatcher: it stops only after the
+	// dispatcher's last attempt was appended, so shutdown loses no row.
+	e.g.Go("dispatcher", func(ctx context.Context) error {
+		dctx, stopDispatcher := context.WithCancel(ctx)
+		defer stopDispatcher()
+		wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+		werr := make(chan error, 1)
+		go func() {
+			err := w.Run(wctx)
+			stopDispatcher() // a failed writer stops deliveries rather than lose their log
+			werr <- err
+		}()
+		derr := d.Run(dctx)
+		stopWriter()
+		return errors.Join(derr, <-werr, w.Close())
+	})
 	e.log.Info("dispatcher started", "inputs", topics.Derived(), "group", dispatcher.DefaultGroup)
 	return nil
 }
