@@ -33,9 +33,12 @@ test: deps vet
 test-unit:
 	$(GO) test -count=1 -short ./...
 
-## bench: Go micro-benchmarks (Avro, signing, ...), printed as benchstat-ready text.
+## bench: Go micro-benchmarks (Avro, signing, health model, analytics writer)
+## in benchstat-ready text (bench.txt), then each as a ratio to the baseline
+## measured in the same run.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./schemas ./webhook ./processor ./analytics ./dispatcher | tee bench.txt
+	@awk -f deploy/bench/ratios.awk bench.txt
 
 vet:
 	$(GO) vet ./...

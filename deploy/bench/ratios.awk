@@ -1,0 +1,24 @@
+# ratios.awk prints each benchmark's time as a ratio to the baseline measured
+# in the same run (the machine is small and noisy: absolute numbers drift,
+# ratios much less). Input: `go test -bench` output. Pairs: name → baseline.
+BEGIN {
+	pair["EncodeCustomerEvent"] = "JSONBaselineEncodeCustomerEvent"
+	pair["DecodeCustomerEvent"] = "JSONBaselineDecodeCustomerEvent"
+	pair["EncodeDerived"] = "JSONBaselineEncodeDerived"
+	pair["DecodeDerived"] = "JSONBaselineDecodeDerived"
+	pair["Sign"] = "HMACBaseline"
+	pair["Verify"] = "HMACBaseline"
+	pair["Writer"] = "RawBatchInsert"
+}
+/^Benchmark/ {
+	name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
+	for (i = 2; i <= NF; i++) if ($(i+1) == "ns/op") ns[name] = $i
+}
+END {
+	printf "\n%-22s %12s %-32s %12s %8s\n", "benchmark", "ns/op", "baseline (same run)", "ns/op", "ratio"
+	for (n in pair) {
+		b = pair[n]
+		if ((n in ns) && (b in ns) && ns[b] > 0)
+			printf "%-22s %12.0f %-32s %12.0f %7.2fx\n", n, ns[n], b, ns[b], ns[n] / ns[b]
+	}
+}

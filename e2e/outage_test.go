@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/vitalshq/vitals/event"
+	"github.com/vitalshq/vitals/internal/testenv"
+	"github.com/vitalshq/vitals/processor/journey"
+)
+
+// TestClickHouseOutage stops ClickHouse while the pipeline delivers: the
+// attempts go to the disk spool, and reach ClickHouse once it is back.
+func TestClickHouseOutage(t *testing.T) {
+	ch := testenv.StartClickHouse(t)
+	brokers := testenv.Kfake(t)
+	db := "vitals_outage_" + randomSuffix()
+	pl := startPipeline(t, "--kafka-brokers", strings.Join(brokers, ","),
+		"--clickhouse-addr", ch.Addr(), "--clickhouse-database", db, "--partitions", "3")
+	rcv := newReceiver(t)
+	pl.register(t, rcv, "*")
+	token := pl.token(t, "events:write")
+	start := time.Now().UTC().Add(-61 * 24 * time.Hour).Truncate(24 * time.Hour)
+
+	count := func(ids []string) (uint64, error) {
+		if len(ids) == 0 {
+			return 0, nil
+		}
+		// Event ids are UUIDs from the receiver; quote them as literals
+		// (18.16 binds no array to IN).
+		quoted := make([]string, len(ids))
+		for i, id := range ids {
+			quoted[i] = "'" + strings.ReplaceAll(id, "'", "") + "'"
+		}
+		conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr()}, DialTimeout: 2 * time.Second})
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		var n uint64
+		err = conn.QueryRow(context.Background(), fmt.Sprintf(
+			"SELECT uniqExact(attempt_id) FROM %s.webhook_attempts WHERE event_id IN (%s)", db, strings.Join(quoted, ","))).Scan(&n)
+		return n, err
+	}
+
+	// Before the outage: the table exists and rows arrive.
+	pre := "cust_pre_" + randomSuffix()
+	pl.sendJourney(t, token, journey.Churning(pre, start))
+	eventually(t, 60*time.Second, "pre-outage attempts in ClickHouse", func() bool {
+		n, err := count(ids(rcv.find(event.ChurnRiskDetected, pre)))
+		return err == nil && n > 0
+	})
+
+	ch.Stop()
+	during := "cust_during_" + randomSuffix()
+	pl.sendJourney(t, token, journey.Churning(during, start))
+	eventually(t, 60*time.Second, "deliveries during the outage", func() bool {
+		return len(rcv.find(event.ChurnRiskDetected, during)) >= 2
+	})
+	spool := filepath.Join(pl.dataDir, "spool")
+	eventually(t, 30*time.Second, "attempts spooled to disk", func() bool {
+		entries, _ := os.ReadDir(spool)
+		for _, e := range entries {
+			if b, err := os.ReadFile(filepath.Join(spool, e.Name())); err == nil && strings.Contains(string(b), during) {
+				return true
+			}
+		}
+		return false
+	})
+
+	ch.Start()
+	var want []string
+	for _, typ := range event.DerivedTypes() {
+		want = append(want, ids(rcv.find(typ, during))...)
+	}
+	eventually(t, 90*time.Second, "every outage attempt in ClickHouse once it is back", func() bool {
+		n, err := count(want)
+		return err == nil && n == uint64(len(want))
+	})
+}
+
+func ids(ds []delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.ID
+	}
+	return out
+}
