@@ -158,6 +158,7 @@ type clientFlags struct {
 	apiURL      string
 	caFile      string
 	insecureTLS bool
+	logFormat   string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
@@ -165,6 +166,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.apiURL, "api-url", "", "API base URL (default: api_url from --credentials)")
 	fs.StringVar(&c.caFile, "ca-file", "", "PEM certificate(s) to trust for the API (default: the self-signed certificate next to --credentials, data/tls/cert.pem)")
 	fs.BoolVar(&c.insecureTLS, "insecure-skip-verify", false, "INSECURE: do not verify the API's TLS certificate")
+	fs.StringVar(&c.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text, json")
 }
 
 type credentials struct {
@@ -203,7 +205,6 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		batch     int
 		journeys  string
 		prefix    string
-		logFormat = "auto"
 	)
 	fs := flag.NewFlagSet("vitals simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -213,11 +214,10 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&batch, "batch", 50, "events per request (1–1000)")
 	fs.StringVar(&journeys, "journeys", "healthy,churning,expanding", "journeys cycled over customers")
 	fs.StringVar(&prefix, "prefix", "", "customer id prefix (default: cust_<unix time>)")
-	fs.StringVar(&logFormat, "log-format", logFormat, "log format: auto, text, json")
 	if _, err := config.Parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, logFormat, "info")
+	log, err := newLogger(stderr, cf.logFormat, "info")
 	if err != nil {
 		return err
 	}
@@ -233,12 +233,11 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		cf        clientFlags
-		listen    string
-		secret    string
-		register  bool
-		types     string
-		logFormat = "auto"
+		cf       clientFlags
+		listen   string
+		secret   string
+		register bool
+		types    string
 	)
 	fs := flag.NewFlagSet("vitals listen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -247,11 +246,10 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&secret, "secret", "", "endpoint signing secret (whsec_…); without it, --register creates an endpoint and uses its secret")
 	fs.BoolVar(&register, "register", true, "register this receiver as an endpoint through the API (needs --credentials)")
 	fs.StringVar(&types, "event-types", "*", "event types to subscribe to when registering")
-	fs.StringVar(&logFormat, "log-format", logFormat, "log format: auto, text, json")
 	if _, err := config.Parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, logFormat, "info")
+	log, err := newLogger(stderr, cf.logFormat, "info")
 	if err != nil {
 		return err
 	}
