@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vitalshq/vitals/event"
+	"github.com/vitalshq/vitals/processor/model"
 	"github.com/vitalshq/vitals/topics"
 )
 
@@ -42,7 +43,7 @@ type options struct {
 	kopts   []kgo.Opt
 	group   string
 	logger  *slog.Logger
-	model   Config
+	model   model.Config
 	reg     prometheus.Registerer
 	maxPoll int
 }
@@ -66,8 +67,8 @@ func WithGroup(id string) Option { return func(o *options) { o.group = id } }
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithModelConfig sets the health model's configuration (default
-// DefaultConfig()).
-func WithModelConfig(cfg Config) Option { return func(o *options) { o.model = cfg } }
+// model.DefaultConfig()).
+func WithModelConfig(cfg model.Config) Option { return func(o *options) { o.model = cfg } }
 
 // WithRegisterer registers the processor's metrics on r (default: metrics
 // are kept but not registered anywhere).
@@ -75,14 +76,14 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 
 // Processor is the Kafka loop around the health model. It consumes
 // topics.CustomerEvents as a member of a consumer group, applies each event
-// to its customer's State, produces the derived events keyed by customer id
+// to its customer's model.State, produces the derived events keyed by customer id
 // to topics.ForDerived(type) with acks=all and idempotence, and commits the
 // input offsets once those produces were acknowledged: at-least-once, with
 // deterministic derived ids for downstream deduplication.
 //
-// State lives in memory per assigned partition and is dropped when the
+// model.State lives in memory per assigned partition and is dropped when the
 // partition is revoked or lost; until the changelog exists, a partition's
-// new owner starts its customers from an empty State.
+// new owner starts its customers from an empty model.State.
 //
 // Records that do not decode are logged, counted and skipped (their offset
 // is committed with the batch).
@@ -92,7 +93,7 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 // vitals_processor_encode_errors_total.
 type Processor struct {
 	codec   Codec
-	model   *Model
+	model   *model.Model
 	o       options
 	metrics metrics
 }
@@ -102,18 +103,18 @@ func New(codec Codec, opts ...Option) (*Processor, error) {
 	if codec == nil {
 		return nil, errors.New("processor: nil codec")
 	}
-	o := options{group: DefaultGroup, logger: slog.Default(), model: DefaultConfig(), maxPoll: defaultMaxPollRecords}
+	o := options{group: DefaultGroup, logger: slog.Default(), model: model.DefaultConfig(), maxPoll: defaultMaxPollRecords}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if len(o.brokers) == 0 && len(o.kopts) == 0 {
 		return nil, ErrNoBrokers
 	}
-	model, err := NewModel(o.model)
+	m, err := model.NewModel(o.model)
 	if err != nil {
 		return nil, fmt.Errorf("new processor: %w", err)
 	}
-	p := &Processor{codec: codec, model: model, o: o, metrics: newMetrics()}
+	p := &Processor{codec: codec, model: m, o: o, metrics: newMetrics()}
 	if o.reg != nil {
 		if err := p.metrics.register(o.reg); err != nil {
 			return nil, fmt.Errorf("new processor: register metrics: %w", err)
@@ -123,7 +124,7 @@ func New(codec Codec, opts ...Option) (*Processor, error) {
 }
 
 // Model returns the health model the processor applies.
-func (p *Processor) Model() *Model { return p.model }
+func (p *Processor) Model() *model.Model { return p.model }
 
 // Run consumes and processes until ctx is cancelled, then leaves the group
 // and returns nil once its Kafka client has closed. It returns an error when
@@ -239,9 +240,9 @@ type tables struct {
 	parts map[int32]*table
 }
 
-// table is the State of every customer of one input partition.
+// table is the model.State of every customer of one input partition.
 type table struct {
-	customers map[string]*State
+	customers map[string]*model.State
 }
 
 func (ts *tables) get(partition int32) *table {
@@ -249,7 +250,7 @@ func (ts *tables) get(partition int32) *table {
 	defer ts.mu.Unlock()
 	t, ok := ts.parts[partition]
 	if !ok {
-		t = &table{customers: make(map[string]*State)}
+		t = &table{customers: make(map[string]*model.State)}
 		ts.parts[partition] = t
 	}
 	return t
@@ -263,10 +264,10 @@ func (ts *tables) drop(partitions []int32) {
 	}
 }
 
-func (t *table) state(customerID string) *State {
+func (t *table) state(customerID string) *model.State {
 	st, ok := t.customers[customerID]
 	if !ok {
-		st = &State{CustomerID: customerID}
+		st = &model.State{CustomerID: customerID}
 		t.customers[customerID] = st
 	}
 	return st

@@ -18,6 +18,7 @@ import (
 	"github.com/vitalshq/vitals/event"
 	"github.com/vitalshq/vitals/processor"
 	"github.com/vitalshq/vitals/processor/journey"
+	"github.com/vitalshq/vitals/processor/model"
 	"github.com/vitalshq/vitals/topics"
 )
 
@@ -47,6 +48,7 @@ func TestProcessorKafka(t *testing.T) {
 	adm := kadm.NewClient(cl)
 
 	codec := jsonCodec{}
+	start := time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)
 	churning := journey.Churning("cust_churn", start)
 	healthy := journey.Healthy("cust_ok", start)
 	recs := []*kgo.Record{{Topic: topics.CustomerEvents, Key: []byte("cust_bad"), Value: []byte("not an event")}}
@@ -63,13 +65,13 @@ func TestProcessorKafka(t *testing.T) {
 
 	// What the Kafka loop must produce: the pure model's output.
 	want := map[string]int{}
-	m, err := processor.NewModel(processor.DefaultConfig())
+	m, err := model.NewModel(model.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantChurn := 0
 	for _, evs := range [][]event.CustomerEvent{churning, healthy} {
-		st := &processor.State{}
+		st := &model.State{}
 		for _, ev := range evs {
 			for _, d := range m.Apply(st, ev) {
 				b, err := codec.EncodeDerived(d)
@@ -241,9 +243,9 @@ func TestNewRequiresBrokers(t *testing.T) {
 	if _, err := processor.New(jsonCodec{}); !errors.Is(err, processor.ErrNoBrokers) {
 		t.Fatalf("New without brokers: err %v, want ErrNoBrokers", err)
 	}
-	cfg := processor.DefaultConfig()
-	cfg.Weights = processor.Weights{}
-	if _, err := processor.New(jsonCodec{}, processor.WithBrokers("127.0.0.1:1"), processor.WithModelConfig(cfg)); !errors.Is(err, processor.ErrInvalidConfig) {
+	cfg := model.DefaultConfig()
+	cfg.Weights = model.Weights{}
+	if _, err := processor.New(jsonCodec{}, processor.WithBrokers("127.0.0.1:1"), processor.WithModelConfig(cfg)); !errors.Is(err, model.ErrInvalidConfig) {
 		t.Fatalf("New with zero weights: err %v, want ErrInvalidConfig", err)
 	}
 }

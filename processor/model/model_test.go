@@ -1,4 +1,4 @@
-package processor_test
+package model_test
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/vitalshq/vitals/event"
-	"github.com/vitalshq/vitals/processor"
+	"github.com/vitalshq/vitals/processor/model"
 	"github.com/vitalshq/vitals/processor/journey"
 )
 
@@ -19,9 +19,9 @@ func at(d, hh, mm int) time.Time {
 	return start.Add(time.Duration(d)*24*time.Hour + time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute)
 }
 
-func newModel(t testing.TB) *processor.Model {
+func newModel(t testing.TB) *model.Model {
 	t.Helper()
-	m, err := processor.NewModel(processor.DefaultConfig())
+	m, err := model.NewModel(model.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func newModel(t testing.TB) *processor.Model {
 // applyAll applies evs to st and returns every derived event. It checks the
 // id and timestamp contract of each: the id is DerivedID of the input that
 // caused it, the timestamp that input's event time.
-func applyAll(t *testing.T, m *processor.Model, st *processor.State, evs []event.CustomerEvent) []event.Derived {
+func applyAll(t *testing.T, m *model.Model, st *model.State, evs []event.CustomerEvent) []event.Derived {
 	t.Helper()
 	var out []event.Derived
 	for _, ev := range evs {
@@ -40,7 +40,7 @@ func applyAll(t *testing.T, m *processor.Model, st *processor.State, evs []event
 			if d.Expansion != nil {
 				sub = d.Expansion.OpportunityType
 			}
-			if want := processor.DerivedID(ev.CustomerID, ev, d.Event, sub); d.EventID != want {
+			if want := model.DerivedID(ev.CustomerID, ev, d.Event, sub); d.EventID != want {
 				t.Errorf("%s caused by %s: id %s, want %s", d.Event, ev.EventID, d.EventID, want)
 			}
 			if !d.Timestamp.Equal(ev.OccurredAt) {
@@ -145,7 +145,7 @@ func TestJourneys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newModel(t)
-			st := &processor.State{}
+			st := &model.State{}
 			got := applyAll(t, m, st, tt.evs)
 			sameDerived(t, got, tt.want)
 			if st.Score != tt.score {
@@ -198,7 +198,7 @@ func TestHealthScoreChangeThreshold(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ofType(applyAll(t, newModel(t), &processor.State{}, tt.evs), event.HealthScoreChange)
+			got := ofType(applyAll(t, newModel(t), &model.State{}, tt.evs), event.HealthScoreChange)
 			sameDerived(t, got, tt.want)
 		})
 	}
@@ -224,7 +224,7 @@ func TestChurnRiskSuppressedWithin24h(t *testing.T) {
 		ticket("e4", at(0, 7, 0), "t2", "resolved"),  // none
 		ticket("e5", at(1, 1, 0), "t3", "escalated"), // medium after 25h: emitted
 	}
-	got := ofType(applyAll(t, newModel(t), &processor.State{}, evs), event.ChurnRiskDetected)
+	got := ofType(applyAll(t, newModel(t), &model.State{}, evs), event.ChurnRiskDetected)
 	sameDerived(t, got, []event.Derived{
 		churn(at(0, 0, 0), "medium", []string{"support_escalation"}, medium),
 		churn(at(1, 1, 0), "medium", []string{"support_escalation"}, medium),
@@ -236,14 +236,14 @@ func TestChurnRiskNotRepeatedWhileLevelHolds(t *testing.T) {
 		ticket("e1", at(0, 0, 0), "t1", "escalated"),
 		ticket("e2", at(3, 0, 0), "t2", "escalated"), // still medium (sum 2): nothing new
 	}
-	if got := ofType(applyAll(t, newModel(t), &processor.State{}, evs), event.ChurnRiskDetected); len(got) != 1 {
+	if got := ofType(applyAll(t, newModel(t), &model.State{}, evs), event.ChurnRiskDetected); len(got) != 1 {
 		t.Fatalf("%d churn events, want 1", len(got))
 	}
 }
 
 func TestLateTicketUpdateDoesNotReopen(t *testing.T) {
 	m := newModel(t)
-	st := &processor.State{}
+	st := &model.State{}
 	applyAll(t, m, st, []event.CustomerEvent{
 		ticket("e1", at(0, 9, 0), "t1", "resolved"),
 		ticket("e0", at(0, 8, 0), "t1", "escalated"), // older, arrives late
@@ -265,7 +265,7 @@ func TestCrossSell(t *testing.T) {
 		ev("u1", at(0, 10, 0), event.UsageReported{ActiveUsers: 8, SeatsPurchased: 10, FeaturesUsed: features[:4]}),
 		ev("u2", at(1, 10, 0), event.UsageReported{ActiveUsers: 8, SeatsPurchased: 10, FeaturesUsed: features[:4]}),
 	}
-	got := applyAll(t, newModel(t), &processor.State{}, evs)
+	got := applyAll(t, newModel(t), &model.State{}, evs)
 	// value: 20 % of ARR 10 000; factors: high adoption, strong score →
 	// 0.6. Once per 30 days: day 1 reports nothing new.
 	sameDerived(t, got, []event.Derived{
@@ -275,7 +275,7 @@ func TestCrossSell(t *testing.T) {
 
 func TestDuplicateInputIgnored(t *testing.T) {
 	m := newModel(t)
-	st := &processor.State{}
+	st := &model.State{}
 	evs := journey.Churning("cust_1", start)
 	applyAll(t, m, st, evs)
 	before, err := json.Marshal(st)
@@ -304,16 +304,16 @@ func TestDuplicateInputIgnored(t *testing.T) {
 func TestStateRoundTripAndReplayIsDeterministic(t *testing.T) {
 	m := newModel(t)
 	evs := journey.Churning("cust_1", start)
-	whole := applyAll(t, m, &processor.State{}, evs)
+	whole := applyAll(t, m, &model.State{}, evs)
 
 	half := len(evs) / 2
-	st := &processor.State{}
+	st := &model.State{}
 	resumed := applyAll(t, m, st, evs[:half])
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	restored := &processor.State{}
+	restored := &model.State{}
 	if err := json.Unmarshal(b, restored); err != nil {
 		t.Fatal(err)
 	}
@@ -327,12 +327,12 @@ func TestStateRoundTripAndReplayIsDeterministic(t *testing.T) {
 }
 
 func TestNewModelRejectsInvalidConfig(t *testing.T) {
-	if _, err := processor.NewModel(processor.Config{}); !errors.Is(err, processor.ErrInvalidConfig) {
+	if _, err := model.NewModel(model.Config{}); !errors.Is(err, model.ErrInvalidConfig) {
 		t.Fatalf("zero config: err %v, want ErrInvalidConfig", err)
 	}
-	cfg := processor.DefaultConfig()
+	cfg := model.DefaultConfig()
 	cfg.RiskThresholds.High = 1
-	if _, err := processor.NewModel(cfg); !errors.Is(err, processor.ErrInvalidConfig) {
+	if _, err := model.NewModel(cfg); !errors.Is(err, model.ErrInvalidConfig) {
 		t.Fatalf("descending thresholds: err %v, want ErrInvalidConfig", err)
 	}
 }
@@ -346,10 +346,10 @@ func BenchmarkModelApply(b *testing.B) {
 		journeys = append(journeys, journey.ByName(name)("cust_bench", start))
 	}
 	b.ReportAllocs()
-	st, j, i := &processor.State{}, 0, 0
+	st, j, i := &model.State{}, 0, 0
 	for b.Loop() {
 		if i == len(journeys[j]) {
-			st, j, i = &processor.State{}, (j+1)%len(journeys), 0
+			st, j, i = &model.State{}, (j+1)%len(journeys), 0
 		}
 		m.Apply(st, journeys[j][i])
 		i++
@@ -392,7 +392,7 @@ func TestChurnIndicators(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ofType(applyAll(t, newModel(t), &processor.State{}, tt.evs), event.ChurnRiskDetected)
+			got := ofType(applyAll(t, newModel(t), &model.State{}, tt.evs), event.ChurnRiskDetected)
 			if len(got) == 0 {
 				t.Fatal("no churn event")
 			}
