@@ -12,6 +12,15 @@ const (
 	// keyed by customer_id. Written by the API (producer), read by the
 	// processor.
 	CustomerEvents = "vitals.customer-events.v1"
+	// CustomerEventsDLQ holds customer-events records the processor could not
+	// decode, unchanged, with the reason in headers. Written by the processor.
+	CustomerEventsDLQ = "vitals.customer-events.dlq.v1"
+	// CustomerState is the processor's changelog: the latest state of each
+	// customer (Avro), compacted, keyed by customer_id and co-partitioned
+	// with CustomerEvents (same key, same partition count). Written by the
+	// processor in its transactions; read by the processor on assignment
+	// and by the API's read model.
+	CustomerState = "vitals.customer-state.v1"
 	// HealthChanges, Expansion and Critical hold derived events (Avro), keyed
 	// by customer_id. Written by the processor, read by the dispatcher.
 	HealthChanges = "vitals.health-changes.v1"
@@ -65,6 +74,8 @@ func All(partitions int32) []Spec {
 	}
 	return []Spec{
 		{Name: CustomerEvents, Partitions: partitions},
+		{Name: CustomerEventsDLQ, Partitions: partitions},
+		{Name: CustomerState, Partitions: partitions, Compacted: true},
 		{Name: HealthChanges, Partitions: partitions},
 		{Name: Expansion, Partitions: partitions},
 		{Name: Critical, Partitions: partitions},
