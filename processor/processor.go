@@ -197,7 +197,7 @@ func (p *Processor) process(ctx context.Context, cl *kgo.Client, tables *tables,
 				continue
 			}
 			p.metrics.events.WithLabelValues("applied").Inc()
-			for _, d := range p.model.Apply(t.state(ev.CustomerID), ev) {
+			for _, d := range p.model.Apply(t.state(ev.CustomerID), ev).Derived {
 				b, err := p.codec.EncodeDerived(d)
 				if err != nil {
 					p.metrics.encodeErrors.Inc()

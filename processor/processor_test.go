@@ -73,7 +73,7 @@ func TestProcessorKafka(t *testing.T) {
 	for _, evs := range [][]event.CustomerEvent{churning, healthy} {
 		st := &model.State{}
 		for _, ev := range evs {
-			for _, d := range m.Apply(st, ev) {
+			for _, d := range m.Apply(st, ev).Derived {
 				b, err := codec.EncodeDerived(d)
 				if err != nil {
 					t.Fatal(err)

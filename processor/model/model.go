@@ -65,9 +65,12 @@ func (m *Model) Band(score int) string {
 //
 // An event without a payload, or whose id is among the customer's recent
 // ids, changes nothing and returns nil.
-func (m *Model) Apply(st *State, ev event.CustomerEvent) []event.Derived {
-	if ev.Data == nil || m.duplicate(st, ev.EventID) {
-		return nil
+func (m *Model) Apply(st *State, ev event.CustomerEvent) Result {
+	if ev.Data == nil {
+		return Result{Skipped: SkippedEmpty}
+	}
+	if m.duplicate(st, ev.EventID) {
+		return Result{Skipped: SkippedDuplicate}
 	}
 	t := ev.OccurredAt.UTC()
 	if st.CustomerID == "" {
@@ -93,8 +96,26 @@ func (m *Model) Apply(st *State, ev event.CustomerEvent) []event.Derived {
 	if len(indicators) == 0 {
 		m.expansion(st, s, &e)
 	}
-	return e.out
+	return Result{Derived: e.out}
 }
+
+// Result is what applying one input event did.
+type Result struct {
+	// Derived are the events to emit, in order: health change, churn,
+	// expansion.
+	Derived []event.Derived
+	// Skipped says why the input changed nothing ("" when it was applied):
+	// SkippedDuplicate, SkippedLate or SkippedEmpty. The caller counts and
+	// logs skipped input; the model never drops it silently.
+	Skipped string
+}
+
+// Reasons an input is skipped.
+const (
+	SkippedDuplicate = "duplicate" // same event_id seen recently
+	SkippedLate      = "late"      // older than the out-of-order grace
+	SkippedEmpty     = "empty"     // no payload
+)
 
 // duplicate reports whether id is among st's recent event ids, and
 // remembers it if not.

@@ -35,7 +35,7 @@ func applyAll(t *testing.T, m *model.Model, st *model.State, evs []event.Custome
 	t.Helper()
 	var out []event.Derived
 	for _, ev := range evs {
-		for _, d := range m.Apply(st, ev) {
+		for _, d := range m.Apply(st, ev).Derived {
 			sub := ""
 			if d.Expansion != nil {
 				sub = d.Expansion.OpportunityType
@@ -289,8 +289,8 @@ func TestDuplicateInputIgnored(t *testing.T) {
 			dup = ev
 		}
 	}
-	if got := m.Apply(st, dup); got != nil {
-		t.Fatalf("duplicate %s produced %d events", dup.EventID, len(got))
+	if got := m.Apply(st, dup); got.Derived != nil || got.Skipped != model.SkippedDuplicate {
+		t.Fatalf("duplicate %s produced %d events", dup.EventID, len(got.Derived))
 	}
 	after, _ := json.Marshal(st)
 	if string(before) != string(after) {
