@@ -76,6 +76,15 @@ func ApacheKafka(t testing.TB) []string {
 	return startPrivateKafka(t).brokers
 }
 
+// PrivateApacheKafka always starts a private single-node Apache Kafka broker
+// for this test (ignoring $VITALS_TEST_KAFKA_BROKERS), so a test may use the
+// fixed vitals.* topics and consumer groups without meeting another
+// package's. The broker is stopped when the test ends.
+func PrivateApacheKafka(t testing.TB) []string {
+	t.Helper()
+	return startPrivateKafka(t).brokers
+}
+
 // Brokers runs fn once against an in-process kfake cluster (subtest "kfake")
 // and once against Apache Kafka (subtest "kafka"), so an end-to-end test
 // proves its behaviour on both.
