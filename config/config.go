@@ -39,6 +39,10 @@ type Config struct {
 	TLSCert      string // --tls-cert: PEM certificate (default: self-signed in the data dir)
 	TLSKey       string // --tls-key: PEM private key
 
+	// Processor.
+	ModelConfig     string // --model-config: YAML file tuning the health model (default: built-in)
+	TransactionalID string // --transactional-id: this processor instance's Kafka transactional id
+
 	// Processor, dispatcher and other stages' operations listener.
 	OpsListen string // --ops-listen: /healthz, /readyz, /metrics of processor and dispatcher
 
@@ -81,6 +85,7 @@ const (
 	Kafka
 	API
 	Ops
+	Processor
 	Dispatch
 	Analytics
 )
@@ -106,6 +111,10 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 	}
 	if has(Ops) {
 		fs.StringVar(&c.OpsListen, "ops-listen", c.OpsListen, "listen address of /healthz, /readyz and /metrics (empty: off)")
+	}
+	if has(Processor) {
+		fs.StringVar(&c.ModelConfig, "model-config", c.ModelConfig, "YAML file tuning the health model (see deploy/model.yaml; default: built-in)")
+		fs.StringVar(&c.TransactionalID, "transactional-id", c.TransactionalID, "Kafka transactional id of this processor instance: unique per instance, stable across its restarts (default: vitals-processor-<hostname>)")
 	}
 	if has(Dispatch) {
 		fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", c.AllowPrivateEndpoints, "INSECURE: allow webhook URLs on loopback, private and link-local addresses (local development)")

@@ -21,7 +21,8 @@ func DerivedTypes() []string {
 // Health, Expansion and Churn is set, matching Event.
 //
 // Its JSON encoding (MarshalJSON) is the webhook body: a flat object with
-// "event", "event_id", "customer_id", "timestamp" and the type's fields.
+// "event", "event_id", "customer_id", "timestamp", the type's fields and,
+// when set, "explanation".
 type Derived struct {
 	EventID    string    // stable across retries; the webhook-id
 	Event      string    // HealthScoreChange, ExpansionReady or ChurnRiskDetected
@@ -31,6 +32,75 @@ type Derived struct {
 	Health    *HealthChange
 	Expansion *Expansion
 	Churn     *ChurnRisk
+
+	// Explanation says why the event was derived; nil when the producer
+	// of the event gave none (events written with schema v1).
+	Explanation *Explanation
+}
+
+// Explanation is the "explanation" object of a derived event: the health
+// model's component scores and score before and after, the inputs that moved
+// them, and for churn the indicators and for expansion the success factors
+// with their evidence. It is for humans and playbooks; its numbers are
+// rounded to two decimals.
+//
+// Previous* are the values last reported to subscribers (the score of the
+// latest health_score_change, or the customer's baseline), so Inputs say what
+// moved since a subscriber last heard.
+type Explanation struct {
+	// Summary is one sentence saying why, e.g. "risk high: 3 indicators
+	// weigh 6 (high from 5)".
+	Summary            string          `json:"summary"`
+	Score              int             `json:"score"`
+	Band               string          `json:"band"`
+	PreviousScore      int             `json:"previous_score"`
+	PreviousBand       string          `json:"previous_band"`
+	Components         ComponentScores `json:"components"`
+	PreviousComponents ComponentScores `json:"previous_components"`
+	// Inputs are the components that changed since the previous values,
+	// the largest effect on the score first. Absent when none changed.
+	Inputs []ExplanationInput `json:"inputs,omitempty"`
+	// RiskPoints is the summed weight of Indicators (churn only).
+	RiskPoints int `json:"risk_points,omitempty"`
+	// Indicators are the churn indicators that hold (churn only).
+	Indicators []IndicatorEvidence `json:"indicators,omitempty"`
+	// Factors are the success factors that hold (expansion only).
+	Factors []FactorEvidence `json:"factors,omitempty"`
+}
+
+// ComponentScores are the six health component scores, each 0–100.
+type ComponentScores struct {
+	Usage      float64 `json:"usage"`
+	Engagement float64 `json:"engagement"`
+	Support    float64 `json:"support"`
+	Payment    float64 `json:"payment"`
+	Sentiment  float64 `json:"sentiment"`
+	Adoption   float64 `json:"adoption"`
+}
+
+// ExplanationInput is one component that moved: Delta in component points
+// (0–100 scale), ScoreDelta its weighted effect on the health score, and
+// Because the measurements behind it, e.g. "trailing 30-day active users 31
+// vs previous 50 (-38%)".
+type ExplanationInput struct {
+	Component  string  `json:"component"`
+	Delta      float64 `json:"delta"`
+	ScoreDelta float64 `json:"score_delta"`
+	Because    string  `json:"because"`
+}
+
+// IndicatorEvidence is one churn indicator, its weight in the risk level and
+// the facts that raised it.
+type IndicatorEvidence struct {
+	Indicator string `json:"indicator"`
+	Weight    int    `json:"weight"`
+	Evidence  string `json:"evidence"`
+}
+
+// FactorEvidence is one expansion success factor and the facts behind it.
+type FactorEvidence struct {
+	Factor   string `json:"factor"`
+	Evidence string `json:"evidence"`
 }
 
 // HealthChange is the body of a health_score_change event.
@@ -82,6 +152,9 @@ func (d Derived) MarshalJSON() ([]byte, error) {
 		m["risk_level"] = d.Churn.RiskLevel
 		m["risk_indicators"] = nonNil(d.Churn.RiskIndicators)
 		m["recommended_actions"] = nonNil(d.Churn.RecommendedActions)
+	}
+	if d.Explanation != nil {
+		m["explanation"] = d.Explanation
 	}
 	return json.Marshal(m)
 }

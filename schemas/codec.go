@@ -72,7 +72,13 @@ type manifest struct {
 // event name (event.HealthScoreChange, …).
 type kind string
 
-const kindCustomer kind = "customer_event"
+const (
+	kindCustomer kind = "customer_event"
+	kindState    kind = "customer_state"
+)
+
+// derivedKind reports whether k is a derived event name.
+func derivedKind(k kind) bool { return k != kindCustomer && k != kindState }
 
 // writer is one parsed schema version: the codec to decode records written
 // with it and, for the latest version of a subject, to encode.
@@ -90,6 +96,7 @@ type Codec struct {
 	byID     map[uint32]*writer
 	customer *writer            // latest customer-events version
 	derived  map[string]*writer // latest version per derived event name
+	latest   map[string]*writer // latest version per subject
 	infos    []Info
 }
 
@@ -117,6 +124,7 @@ func newCodec(fsys fs.FS, extra []manifestEntry) (*Codec, error) {
 	c := &Codec{
 		byID:    make(map[uint32]*writer, len(entries)),
 		derived: make(map[string]*writer, len(event.DerivedTypes())),
+		latest:  make(map[string]*writer, len(kinds)),
 	}
 	versions := make(map[string]bool, len(entries))
 	for _, e := range entries {
@@ -158,12 +166,17 @@ func newCodec(fsys fs.FS, extra []manifestEntry) (*Codec, error) {
 		c.byID[uint32(e.ID)] = w
 		c.infos = append(c.infos, w.info)
 
+		if cur := c.latest[e.Subject]; cur == nil || e.Version > cur.info.Version {
+			c.latest[e.Subject] = w
+		}
 		if k == kindCustomer {
 			if c.customer == nil || e.Version > c.customer.info.Version {
 				c.customer = w
 			}
-		} else if cur := c.derived[string(k)]; cur == nil || e.Version > cur.info.Version {
-			c.derived[string(k)] = w
+		} else if derivedKind(k) {
+			if cur := c.derived[string(k)]; cur == nil || e.Version > cur.info.Version {
+				c.derived[string(k)] = w
+			}
 		}
 	}
 	if c.customer == nil {
@@ -180,7 +193,7 @@ func newCodec(fsys fs.FS, extra []manifestEntry) (*Codec, error) {
 
 // subjectKinds maps every data subject to the Go type it carries.
 func subjectKinds() map[string]kind {
-	m := map[string]kind{Subject(topics.CustomerEvents): kindCustomer}
+	m := map[string]kind{Subject(topics.CustomerEvents): kindCustomer, Subject(topics.CustomerState): kindState}
 	for _, et := range event.DerivedTypes() {
 		m[Subject(topics.ForDerived(et))] = kind(et)
 	}
@@ -310,7 +323,7 @@ func (c *Codec) EncodeDerived(d event.Derived) ([]byte, error) {
 // DecodeDerived decodes a record of any derived-event subject, written with
 // any schema version in the manifest. The subject sets d.Event.
 func (c *Codec) DecodeDerived(msg []byte) (event.Derived, error) {
-	w, payload, err := c.writerOf(msg, func(k kind) bool { return k != kindCustomer })
+	w, payload, err := c.writerOf(msg, derivedKind)
 	if err != nil {
 		return event.Derived{}, fmt.Errorf("decode derived: %w", err)
 	}
@@ -323,4 +336,43 @@ func (c *Codec) DecodeDerived(msg []byte) (event.Derived, error) {
 		return event.Derived{}, fmt.Errorf("decode derived: schema id %d: %w", w.info.ID, err)
 	}
 	return d, nil
+}
+
+// EncodeNative encodes native, in goavro's native form (records as
+// map[string]any, unions as map[branch]value or nil), with the latest schema
+// of subject, in the Confluent wire format. It serves records whose Go
+// mapping lives with their owner, such as the processor's customer state
+// (subject Subject(topics.CustomerState)).
+func (c *Codec) EncodeNative(subject string, native map[string]any) ([]byte, error) {
+	w := c.latest[subject]
+	if w == nil {
+		return nil, fmt.Errorf("encode %s: %w: no schema for subject", subject, ErrInvalid)
+	}
+	out, err := w.encode(native, 256)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", subject, err)
+	}
+	return out, nil
+}
+
+// DecodeNative decodes a record of subject written with any schema version
+// in the manifest into goavro's native form, and returns that version, so
+// the caller can map fields older versions lack to their defaults.
+func (c *Codec) DecodeNative(subject string, msg []byte) (map[string]any, int, error) {
+	id, err := SchemaID(msg)
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode %s: %w", subject, err)
+	}
+	w := c.byID[uint32(id)]
+	switch {
+	case w == nil:
+		return nil, 0, fmt.Errorf("decode %s: %w: %d", subject, ErrUnknownSchema, id)
+	case w.info.Subject != subject:
+		return nil, 0, fmt.Errorf("decode %s: %w: id %d is %s", subject, ErrWrongSubject, id, w.info.Subject)
+	}
+	native, err := w.decode(msg[headerLen:])
+	if err != nil {
+		return nil, 0, fmt.Errorf("decode %s: %w", subject, err)
+	}
+	return native, w.info.Version, nil
 }

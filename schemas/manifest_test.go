@@ -19,10 +19,11 @@ func TestManifestConsistent(t *testing.T) {
 		Subject(topics.HealthChanges):  "dev.vitals.HealthScoreChange",
 		Subject(topics.Expansion):      "dev.vitals.ExpansionReady",
 		Subject(topics.Critical):       "dev.vitals.ChurnRiskDetected",
+		Subject(topics.CustomerState):  "dev.vitals.state.CustomerState",
 	}
 	entries := readManifest(t, files)
 
-	wantSubjects := map[string]bool{Subject(topics.CustomerEvents): true}
+	wantSubjects := map[string]bool{Subject(topics.CustomerEvents): true, Subject(topics.CustomerState): true}
 	for _, tp := range topics.Derived() {
 		wantSubjects[Subject(tp)] = true
 	}

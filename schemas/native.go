@@ -232,7 +232,169 @@ func derivedToNative(d event.Derived) (map[string]any, int, error) {
 	default:
 		return nil, 0, fmt.Errorf("%w: unknown derived event %q", ErrInvalid, d.Event)
 	}
+	// Writers without the field (v1) ignore it.
+	m["explanation"] = nil
+	if x := d.Explanation; x != nil {
+		native, n, err := explanationToNative(x)
+		if err != nil {
+			return nil, 0, err
+		}
+		m["explanation"] = map[string]any{branchExplanation: native}
+		size += n
+	}
 	return m, size, nil
+}
+
+// branchExplanation is the union branch name of a set explanation.
+const branchExplanation = "dev.vitals.Explanation"
+
+func explanationToNative(x *event.Explanation) (map[string]any, int, error) {
+	score, err := toInt32("explanation.score", x.Score)
+	if err != nil {
+		return nil, 0, err
+	}
+	prev, err := toInt32("explanation.previous_score", x.PreviousScore)
+	if err != nil {
+		return nil, 0, err
+	}
+	points, err := toInt32("explanation.risk_points", x.RiskPoints)
+	if err != nil {
+		return nil, 0, err
+	}
+	size := 64 + 96 + len(x.Summary) + len(x.Band) + len(x.PreviousBand)
+	inputs := make([]any, len(x.Inputs))
+	for i, in := range x.Inputs {
+		inputs[i] = map[string]any{"component": in.Component, "delta": in.Delta, "score_delta": in.ScoreDelta, "because": in.Because}
+		size += 24 + len(in.Component) + len(in.Because)
+	}
+	indicators := make([]any, len(x.Indicators))
+	for i, in := range x.Indicators {
+		w, err := toInt32("explanation.indicators.weight", in.Weight)
+		if err != nil {
+			return nil, 0, err
+		}
+		indicators[i] = map[string]any{"indicator": in.Indicator, "weight": w, "evidence": in.Evidence}
+		size += 8 + len(in.Indicator) + len(in.Evidence)
+	}
+	factors := make([]any, len(x.Factors))
+	for i, f := range x.Factors {
+		factors[i] = map[string]any{"factor": f.Factor, "evidence": f.Evidence}
+		size += 4 + len(f.Factor) + len(f.Evidence)
+	}
+	return map[string]any{
+		"summary":             x.Summary,
+		"score":               score,
+		"band":                x.Band,
+		"previous_score":      prev,
+		"previous_band":       x.PreviousBand,
+		"components":          componentsToNative(x.Components),
+		"previous_components": componentsToNative(x.PreviousComponents),
+		"inputs":              inputs,
+		"risk_points":         points,
+		"indicators":          indicators,
+		"factors":             factors,
+	}, size, nil
+}
+
+func componentsToNative(c event.ComponentScores) map[string]any {
+	return map[string]any{"usage": c.Usage, "engagement": c.Engagement, "support": c.Support,
+		"payment": c.Payment, "sentiment": c.Sentiment, "adoption": c.Adoption}
+}
+
+// explanationFromNative reads the optional explanation of a decoded derived
+// record: nil when the writer's version has none or it is null. Empty
+// arrays read as nil slices, the form the processor produces.
+func explanationFromNative(f *fields) *event.Explanation {
+	var body map[string]any
+	switch v := f.m["explanation"].(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		b, ok := v[branchExplanation].(map[string]any)
+		if !ok || len(v) != 1 {
+			f.fail("explanation", v, "union of null and "+branchExplanation)
+			return nil
+		}
+		body = b
+	default:
+		f.fail("explanation", v, "union of null and "+branchExplanation)
+		return nil
+	}
+	x := fields{m: body}
+	out := &event.Explanation{
+		Summary:            x.str("summary"),
+		Score:              int(x.i32("score")),
+		Band:               x.str("band"),
+		PreviousScore:      int(x.i32("previous_score")),
+		PreviousBand:       x.str("previous_band"),
+		Components:         x.components("components"),
+		PreviousComponents: x.components("previous_components"),
+		RiskPoints:         int(x.i32("risk_points")),
+	}
+	for _, r := range x.records("inputs") {
+		in := fields{m: r}
+		out.Inputs = append(out.Inputs, event.ExplanationInput{Component: in.str("component"),
+			Delta: in.f64("delta"), ScoreDelta: in.f64("score_delta"), Because: in.str("because")})
+		x.keep(in.err)
+	}
+	for _, r := range x.records("indicators") {
+		in := fields{m: r}
+		out.Indicators = append(out.Indicators, event.IndicatorEvidence{Indicator: in.str("indicator"),
+			Weight: int(in.i32("weight")), Evidence: in.str("evidence")})
+		x.keep(in.err)
+	}
+	for _, r := range x.records("factors") {
+		in := fields{m: r}
+		out.Factors = append(out.Factors, event.FactorEvidence{Factor: in.str("factor"), Evidence: in.str("evidence")})
+		x.keep(in.err)
+	}
+	f.keep(x.err)
+	return out
+}
+
+// keep records err as f's error unless f already has one.
+func (f *fields) keep(err error) {
+	if f.err == nil && err != nil {
+		f.err = fmt.Errorf("explanation: %w", err)
+	}
+}
+
+// components reads a ComponentScores record.
+func (f *fields) components(k string) event.ComponentScores {
+	r, ok := f.m[k].(map[string]any)
+	if !ok {
+		if f.m[k] != nil {
+			f.fail(k, f.m[k], "record")
+		}
+		return event.ComponentScores{}
+	}
+	c := fields{m: r}
+	out := event.ComponentScores{Usage: c.f64("usage"), Engagement: c.f64("engagement"), Support: c.f64("support"),
+		Payment: c.f64("payment"), Sentiment: c.f64("sentiment"), Adoption: c.f64("adoption")}
+	f.keep(c.err)
+	return out
+}
+
+// records reads an array of records.
+func (f *fields) records(k string) []map[string]any {
+	switch v := f.m[k].(type) {
+	case []any:
+		out := make([]map[string]any, 0, len(v))
+		for _, item := range v {
+			r, ok := item.(map[string]any)
+			if !ok {
+				f.fail(k, item, "array of record")
+				return nil
+			}
+			out = append(out, r)
+		}
+		return out
+	case nil:
+		return nil
+	default:
+		f.fail(k, v, "array")
+		return nil
+	}
 }
 
 // derivedFromNative maps a decoded derived record of any version onto the Go
@@ -266,6 +428,7 @@ func derivedFromNative(et string, m map[string]any) (event.Derived, error) {
 			RecommendedActions: f.strs("recommended_actions"),
 		}
 	}
+	d.Explanation = explanationFromNative(&f)
 	if f.err != nil {
 		return event.Derived{}, f.err
 	}

@@ -85,15 +85,16 @@ func Churning(customerID string, start time.Time) []event.CustomerEvent {
 
 // Expanding is 45 days of a healthy customer that grows: 30 of 50 seats
 // active for 30 days, then 47 (94 %) from day 30 on with a fourth feature in
-// use, a promoter NPS of 10 on day 35 after an 8 on day 1, an executive
+// use, a promoter NPS of 10 on day 35 after an 8 on day 0, an executive
 // sponsor and weekly executive logins. The model reports a
-// health_score_change (usage_growth) on day 30 and an upsell on day 36, the
-// seventh day at ≥ 90 % utilisation: 10 extra seats × 1 200 = 12 000.
+// health_score_change (usage_growth, 88 → 93) on day 32, when the 7-day
+// mean utilisation has risen enough, and an upsell on day 36, the seventh
+// day at ≥ 90 % utilisation: 10 extra seats × 1 200 = 12 000.
 func Expanding(customerID string, start time.Time) []event.CustomerEvent {
 	b := builder{name: NameExpanding, customer: customerID, start: start}
 	b.contract(0, 50, 6_000_000, 300, []string{"reports", "api", "dashboards", "alerts", "exports", "sso"})
 	b.at(0, 9, 1, event.SponsorChanged{HasExecSponsor: true})
-	b.at(1, 15, 0, event.NpsResponse{Score: 8})
+	b.at(0, 15, 0, event.NpsResponse{Score: 8})
 	b.at(35, 15, 0, event.NpsResponse{Score: 10})
 	for d := range 45 {
 		if d < 30 {

@@ -3,6 +3,7 @@ package model
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -19,18 +20,6 @@ const (
 	BandRed    = "red"
 )
 
-// Fixed parts of the default model that are not (yet) in Config.
-const (
-	usageWindowDays   = 30   // one trend window; State keeps two
-	utilisationShare  = 0.7  // of the usage component; the 30-day trend is the rest
-	execLoginShare    = 0.2  // of the engagement component; login days are the rest
-	openTicketPenalty = 10.0 // support points per open ticket
-	urgentPenalty     = 10.0 // extra for an open high/urgent ticket
-	escalatedPenalty  = 40.0 // support points per escalated, unresolved ticket
-	unpaidPenalty     = 50.0 // payment points per failed/overdue invoice
-	settledKeep       = 30 * 24 * time.Hour
-)
-
 // Model is the default health model: it folds customer events into a State
 // and says which derived events they cause. A Model is immutable and safe
 // for concurrent use; each State must be used by one goroutine at a time.
@@ -40,18 +29,27 @@ type Model struct {
 
 // NewModel returns a Model for cfg, or an error wrapping ErrInvalidConfig.
 func NewModel(cfg Config) (*Model, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	cfg.Adoption.FeatureCatalogue = slices.Clone(cfg.Adoption.FeatureCatalogue)
+	cfg.Churn.IndicatorWeights = maps.Clone(cfg.Churn.IndicatorWeights)
+	cfg.Churn.Actions = maps.Clone(cfg.Churn.Actions)
+	for level, acts := range cfg.Churn.Actions {
+		cfg.Churn.Actions[level] = slices.Clone(acts)
 	}
 	return &Model{cfg: cfg}, nil
 }
 
+// Config returns the Config m runs with.
+func (m *Model) Config() Config { return m.cfg }
+
 // Band names the band of score: green, yellow or red.
 func (m *Model) Band(score int) string {
 	switch {
-	case score >= m.cfg.GreenMin:
+	case score >= m.cfg.Bands.GreenMin:
 		return BandGreen
-	case score >= m.cfg.YellowMin:
+	case score >= m.cfg.Bands.YellowMin:
 		return BandYellow
 	}
 	return BandRed
@@ -63,16 +61,22 @@ func (m *Model) Band(score int) string {
 // customer, ev's id and the derived type, so applying the same input again
 // to the same earlier State yields identical events.
 //
-// An event without a payload, or whose id is among the customer's recent
-// ids, changes nothing and returns nil.
+// Input that changes nothing says why in Result.Skipped: no payload
+// (SkippedEmpty), an event_id applied within Config.Input.DedupeWindow of
+// this event's time (SkippedDuplicate), or an event time more than
+// Config.Input.LateGrace behind the customer's latest (SkippedLate). Event
+// times are truncated to the millisecond, the precision of the wire.
 func (m *Model) Apply(st *State, ev event.CustomerEvent) Result {
 	if ev.Data == nil {
 		return Result{Skipped: SkippedEmpty}
 	}
-	if m.duplicate(st, ev.EventID) {
+	t := ev.OccurredAt.UTC().Truncate(time.Millisecond)
+	if m.duplicate(st, ev.EventID, t) {
 		return Result{Skipped: SkippedDuplicate}
 	}
-	t := ev.OccurredAt.UTC()
+	if !st.Now.IsZero() && st.Now.Sub(t) > m.cfg.Input.LateGrace {
+		return Result{Skipped: SkippedLate}
+	}
 	if st.CustomerID == "" {
 		st.CustomerID = ev.CustomerID
 	}
@@ -82,20 +86,27 @@ func (m *Model) Apply(st *State, ev event.CustomerEvent) Result {
 	if t.After(st.Now) {
 		st.Now = t
 	}
+	m.remember(st, ev.EventID, t)
+	prev := reported{score: st.ReportedScore, comps: st.ReportedComponents}
 	m.fold(st, t, ev.Data)
 	m.prune(st)
 
 	s := m.measure(st)
-	st.Score, st.Components = s.score, s.comps
+	st.Score, st.Band, st.Components = s.score, m.Band(s.score), s.comps
+	if !st.Baselined {
+		prev = reported{score: s.score, comps: s.comps}
+	}
 
-	e := emitter{st: st, in: ev, at: t}
+	e := emitter{m: m, st: st, in: ev, at: t, s: &s, prev: prev}
 	m.healthChange(st, s, &e)
 	var buf [7]string
 	indicators := m.indicators(st, s, buf[:0])
+	st.Indicators = setStrings(st.Indicators, indicators)
 	m.churn(st, indicators, &e)
 	if len(indicators) == 0 {
 		m.expansion(st, s, &e)
 	}
+	m.recordRecent(st, e.out)
 	return Result{Derived: e.out}
 }
 
@@ -112,29 +123,58 @@ type Result struct {
 
 // Reasons an input is skipped.
 const (
-	SkippedDuplicate = "duplicate" // same event_id seen recently
+	SkippedDuplicate = "duplicate" // same event_id applied within the dedupe window
 	SkippedLate      = "late"      // older than the out-of-order grace
 	SkippedEmpty     = "empty"     // no payload
 )
 
-// duplicate reports whether id is among st's recent event ids, and
-// remembers it if not.
-func (m *Model) duplicate(st *State, id string) bool {
-	if id == "" || m.cfg.DedupeWindow == 0 {
+// reported is the health last reported to subscribers.
+type reported struct {
+	score int
+	comps Components
+}
+
+// duplicate reports whether id was applied with an event time less than
+// DedupeWindow from t.
+func (m *Model) duplicate(st *State, id string, t time.Time) bool {
+	if id == "" {
 		return false
 	}
-	if slices.Contains(st.RecentEventIDs, id) {
-		return true
+	for _, s := range st.SeenIDs {
+		if s.ID == id {
+			d := t.Sub(s.At)
+			return d < m.cfg.Input.DedupeWindow && -d < m.cfg.Input.DedupeWindow
+		}
 	}
-	if len(st.RecentEventIDs) >= m.cfg.DedupeWindow {
-		n := copy(st.RecentEventIDs, st.RecentEventIDs[len(st.RecentEventIDs)-m.cfg.DedupeWindow+1:])
-		st.RecentEventIDs = st.RecentEventIDs[:n]
-	}
-	st.RecentEventIDs = append(st.RecentEventIDs, id)
 	return false
 }
 
-// fold records one payload. Status-like facts (tickets, invoices, NPS,
+// remember records id as applied at t. Past DedupeMaxIDs the id with the
+// oldest event time is forgotten.
+func (m *Model) remember(st *State, id string, t time.Time) {
+	if id == "" || m.cfg.Input.DedupeWindow <= 0 {
+		return
+	}
+	for i := range st.SeenIDs {
+		if st.SeenIDs[i].ID == id { // seen, but outside the window: restart it
+			st.SeenIDs[i].At = t
+			return
+		}
+	}
+	if len(st.SeenIDs) >= m.cfg.Input.DedupeMaxIDs {
+		oldest := 0
+		for i, s := range st.SeenIDs {
+			if s.At.Before(st.SeenIDs[oldest].At) {
+				oldest = i
+			}
+		}
+		st.SeenIDs = slices.Delete(st.SeenIDs, oldest, oldest+1)
+	}
+	st.SeenIDs = append(st.SeenIDs, SeenID{ID: id, At: t})
+}
+
+// fold records one payload. Usage and logins land in the bucket of their
+// event day, in or out of order; status-like facts (tickets, invoices, NPS,
 // contract, sponsor) keep the latest by event time, so a late event never
 // overrides a newer one.
 func (m *Model) fold(st *State, t time.Time, p event.Payload) {
@@ -142,7 +182,7 @@ func (m *Model) fold(st *State, t time.Time, p event.Payload) {
 	nowDay := Day(st.Now)
 	switch p := p.(type) {
 	case event.UsageReported:
-		if day > nowDay-2*usageWindowDays {
+		if day > nowDay-int64(2*m.cfg.Usage.TrendWindowDays) {
 			i, found := slices.BinarySearchFunc(st.Usage, day, func(u UsageDay, d int64) int { return cmp.Compare(u.Day, d) })
 			switch {
 			case !found:
@@ -151,7 +191,7 @@ func (m *Model) fold(st *State, t time.Time, p event.Payload) {
 				st.Usage[i] = UsageDay{Day: day, ActiveUsers: p.ActiveUsers, Seats: p.SeatsPurchased}
 			}
 		}
-		if day > nowDay-int64(m.cfg.AdoptionDays) && len(p.FeaturesUsed) > 0 {
+		if day > nowDay-int64(m.cfg.Adoption.WindowDays) && len(p.FeaturesUsed) > 0 {
 			if st.Features == nil {
 				st.Features = make(map[string]int64, len(p.FeaturesUsed))
 			}
@@ -165,7 +205,7 @@ func (m *Model) fold(st *State, t time.Time, p event.Payload) {
 		if t.After(st.LastLoginAt) {
 			st.LastLoginAt = t
 		}
-		if day > nowDay-int64(m.cfg.EngagementDays) {
+		if day > nowDay-int64(m.cfg.Engagement.WindowDays) {
 			i, found := slices.BinarySearchFunc(st.Logins, day, func(l LoginDay, d int64) int { return cmp.Compare(l.Day, d) })
 			if !found {
 				st.Logins = slices.Insert(st.Logins, i, LoginDay{Day: day})
@@ -203,8 +243,12 @@ func (m *Model) fold(st *State, t time.Time, p event.Payload) {
 	case event.ContractUpdated:
 		if st.Contract == nil || !st.Contract.At.After(t) {
 			renewal, _ := time.Parse(time.DateOnly, p.RenewalDate) // zero when malformed: no renewal risk
+			var features []string
+			if len(p.PlanFeatures) > 0 {
+				features = slices.Clone(p.PlanFeatures)
+			}
 			st.Contract = &Contract{Plan: p.Plan, Seats: p.Seats, ArrCents: p.ArrCents, Renewal: renewal,
-				PlanFeatures: slices.Clone(p.PlanFeatures), At: t}
+				PlanFeatures: features, At: t}
 		}
 	case event.SponsorChanged:
 		if st.Sponsor == nil || !st.Sponsor.At.After(t) {
@@ -213,26 +257,39 @@ func (m *Model) fold(st *State, t time.Time, p event.Payload) {
 	}
 }
 
-// prune drops what has left every window, keeping State small.
+// prune drops what has left every window, keeping State small. Emptied
+// collections become nil, so a State decoded from its encoding is deeply
+// equal to the live one.
 func (m *Model) prune(st *State) {
 	nowDay := Day(st.Now)
-	st.Usage = dropBefore(st.Usage, nowDay-2*usageWindowDays, func(u UsageDay) int64 { return u.Day })
-	st.Logins = dropBefore(st.Logins, nowDay-int64(m.cfg.EngagementDays), func(l LoginDay) int64 { return l.Day })
+	st.Usage = nilIfEmpty(dropBefore(st.Usage, nowDay-int64(2*m.cfg.Usage.TrendWindowDays), func(u UsageDay) int64 { return u.Day }))
+	st.Logins = nilIfEmpty(dropBefore(st.Logins, nowDay-int64(m.cfg.Engagement.WindowDays), func(l LoginDay) int64 { return l.Day }))
 	for f, d := range st.Features {
-		if d <= nowDay-int64(m.cfg.AdoptionDays) {
+		if d <= nowDay-int64(m.cfg.Adoption.WindowDays) {
 			delete(st.Features, f)
 		}
 	}
-	horizon := st.Now.Add(-settledKeep)
 	for id, tk := range st.Tickets {
-		if tk.Status == "resolved" && tk.At.Before(horizon) {
+		if tk.Status == "resolved" && st.Now.Sub(tk.At) > m.cfg.Support.ResolvedKeep {
 			delete(st.Tickets, id)
 		}
 	}
 	for id, inv := range st.Invoices {
-		if inv.Status == "succeeded" && inv.At.Before(horizon) {
+		if inv.Status == "succeeded" && st.Now.Sub(inv.At) > m.cfg.Payment.SettledKeep {
 			delete(st.Invoices, id)
 		}
+	}
+	st.SeenIDs = nilIfEmpty(slices.DeleteFunc(st.SeenIDs, func(s SeenID) bool {
+		return st.Now.Sub(s.At) >= m.cfg.Input.DedupeWindow
+	}))
+	if len(st.Features) == 0 {
+		st.Features = nil
+	}
+	if len(st.Tickets) == 0 {
+		st.Tickets = nil
+	}
+	if len(st.Invoices) == 0 {
+		st.Invoices = nil
 	}
 }
 
@@ -249,16 +306,52 @@ func dropBefore[T any](s []T, last int64, day func(T) int64) []T {
 	return s[:copy(s, s[i:])]
 }
 
-// signals are the measurements one Apply derives its decisions from.
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// setStrings copies src into dst's storage; empty becomes nil.
+func setStrings(dst, src []string) []string {
+	if len(src) == 0 {
+		return nil
+	}
+	if slices.Equal(dst, src) {
+		return dst
+	}
+	return append(dst[:0], src...)
+}
+
+// signals are the measurements one Apply derives its decisions and
+// explanations from.
 type signals struct {
 	score int
 	comps Components
 
-	trend      float64 // trailing / previous 30-day mean daily active users
-	trendKnown bool
-	adoption   float64 // share of the catalogue used, 0–1
-	adoptKnown bool
-	execLogin  bool // an executive logged in within the engagement window
+	utilisation float64 // mean seat utilisation over the utilisation days, 0–1+
+	utilKnown   bool
+	utilDays    int   // days it is the mean of
+	active      int64 // active users and seats of the latest usage day
+	seats       int64
+
+	trend                float64 // trailing / previous window mean daily active users
+	trendKnown           bool
+	trailMean, prevMean  float64
+	trailDays, prevDays  int64
+	loginDays, loginSpan int64 // days with a login, of the engagement window
+	execLogin            bool  // an executive logged in within the engagement window
+	engagementNeutral    bool
+
+	open, urgent, escalated int // open (not escalated) tickets, of them high/urgent; escalated
+	unpaid                  int // failed or overdue invoices
+
+	adoption      float64 // share of the catalogue used, 0–1
+	adoptKnown    bool
+	adoptUsed     int
+	adoptCatalog  int
+	adoptFromPlan bool
 }
 
 // measure computes the six components and the score from st.
@@ -267,85 +360,114 @@ func (m *Model) measure(st *State) signals {
 	c := &s.comps
 	nowDay := Day(st.Now)
 	neutral := m.cfg.NeutralComponent
+	u := m.cfg.Usage
 
-	// Usage: seat utilisation of the latest day (full marks at
-	// FullUtilisation) and the 30-day trend (declines cost 2 points per
-	// percent; steady or growing is full marks).
-	var trailSum, prevSum, trailN, prevN int64
-	for _, u := range st.Usage {
-		if u.Day > nowDay-usageWindowDays {
-			trailSum += u.ActiveUsers
-			trailN++
+	// Usage: mean seat utilisation over the last UtilisationDays (full
+	// marks at FullUtilisation) and the trend of the trailing window
+	// against the one before (declines cost DeclinePointsPerPercent;
+	// steady or growing is full marks).
+	win := int64(u.TrendWindowDays)
+	var trailSum, prevSum int64
+	var utilSum float64
+	for _, d := range st.Usage {
+		if d.Day > nowDay-win {
+			trailSum += d.ActiveUsers
+			s.trailDays++
 		} else {
-			prevSum += u.ActiveUsers
-			prevN++
+			prevSum += d.ActiveUsers
+			s.prevDays++
+		}
+		if d.Day > nowDay-int64(u.UtilisationDays) {
+			if ut, ok := m.utilisation(st, d); ok {
+				utilSum += ut
+				s.utilDays++
+			}
 		}
 	}
-	if trailN >= int64(m.cfg.MinTrendDays) && prevN >= int64(m.cfg.MinTrendDays) && prevSum > 0 {
-		s.trend = (float64(trailSum) / float64(trailN)) / (float64(prevSum) / float64(prevN))
+	if s.trailDays > 0 {
+		s.trailMean = float64(trailSum) / float64(s.trailDays)
+	}
+	if s.prevDays > 0 {
+		s.prevMean = float64(prevSum) / float64(s.prevDays)
+	}
+	if s.trailDays >= int64(u.MinTrendDays) && s.prevDays >= int64(u.MinTrendDays) && prevSum > 0 {
+		s.trend = s.trailMean / s.prevMean
 		s.trendKnown = true
+	}
+	if n := len(st.Usage); n > 0 {
+		last := st.Usage[n-1]
+		s.active, s.seats = last.ActiveUsers, last.Seats
+		if s.seats <= 0 && st.Contract != nil {
+			s.seats = st.Contract.Seats
+		}
+		if s.utilDays > 0 {
+			s.utilisation, s.utilKnown = utilSum/float64(s.utilDays), true
+		} else if ut, ok := m.utilisation(st, last); ok { // no recent report: the latest one
+			s.utilisation, s.utilKnown, s.utilDays = ut, true, 1
+		}
 	}
 	if len(st.Usage) == 0 {
 		c.Usage = neutral
 	} else {
 		util := neutral
-		if u, ok := m.utilisation(st, st.Usage[len(st.Usage)-1]); ok {
-			util = math.Min(100, 100*u/m.cfg.FullUtilisation)
+		if s.utilKnown {
+			util = math.Min(100, 100*s.utilisation/u.FullUtilisation)
 		}
 		trend := 100.0
 		if s.trendKnown && s.trend < 1 {
-			trend = math.Max(0, 100-200*(1-s.trend))
+			trend = math.Max(0, 100-u.DeclinePointsPerPercent*100*(1-s.trend))
 		}
-		c.Usage = utilisationShare*util + (1-utilisationShare)*trend
+		c.Usage = u.UtilisationShare*util + (1-u.UtilisationShare)*trend
 	}
 
-	// Engagement: days with a login in the window (full marks when half the
-	// days have one) and whether an executive logged in. The window is
-	// shorter while the customer is younger than it; with no login yet and
-	// a young customer it is neutral.
+	// Engagement: days with a login in the window (full marks when
+	// EngagedDayShare of the days have one) and whether an executive logged
+	// in. The window is shorter while the customer is younger than it; with
+	// no login yet and a young customer it is neutral.
+	e := m.cfg.Engagement
 	observed := nowDay - Day(st.FirstSeen) + 1
-	window := min(int64(m.cfg.EngagementDays), observed)
-	var loginDays int64
+	s.loginSpan = min(int64(e.WindowDays), observed)
 	for _, l := range st.Logins {
-		if l.Day > nowDay-window && l.Logins > 0 {
-			loginDays++
+		if l.Day > nowDay-s.loginSpan && l.Logins > 0 {
+			s.loginDays++
 			s.execLogin = s.execLogin || l.ExecLogins > 0
 		}
 	}
-	if st.LastLoginAt.IsZero() && observed < int64(m.cfg.EngagementDays) {
+	if st.LastLoginAt.IsZero() && observed < int64(e.WindowDays) {
 		c.Engagement = neutral
+		s.engagementNeutral = true
 	} else {
-		login := math.Min(100, 100*float64(loginDays)/(float64(window)*m.cfg.EngagedDayShare))
+		login := math.Min(100, 100*float64(s.loginDays)/(float64(s.loginSpan)*e.EngagedDayShare))
 		exec := 0.0
 		if s.execLogin {
 			exec = 100
 		}
-		c.Engagement = (1-execLoginShare)*login + execLoginShare*exec
+		c.Engagement = (1-e.ExecLoginShare)*login + e.ExecLoginShare*exec
 	}
 
 	// Support: points off per open and escalated ticket.
-	c.Support = 100
 	for _, tk := range st.Tickets {
 		switch tk.Status {
 		case "opened":
-			c.Support -= openTicketPenalty
+			s.open++
 			if tk.Priority == "high" || tk.Priority == "urgent" {
-				c.Support -= urgentPenalty
+				s.urgent++
 			}
 		case "escalated":
-			c.Support -= escalatedPenalty
+			s.escalated++
 		}
 	}
-	c.Support = math.Max(0, c.Support)
+	sp := m.cfg.Support
+	c.Support = math.Max(0, 100-float64(s.open)*sp.OpenPenalty-float64(s.urgent)*sp.HighPriorityPenalty-
+		float64(s.escalated)*sp.EscalatedPenalty)
 
 	// Payment: points off per failed or overdue invoice not yet paid.
-	c.Payment = 100
 	for _, inv := range st.Invoices {
 		if inv.Status == "failed" || inv.Status == "overdue" {
-			c.Payment -= unpaidPenalty
+			s.unpaid++
 		}
 	}
-	c.Payment = math.Max(0, c.Payment)
+	c.Payment = math.Max(0, 100-float64(s.unpaid)*m.cfg.Payment.UnpaidPenalty)
 
 	// Sentiment: the latest NPS × 10.
 	c.Sentiment = neutral
@@ -354,16 +476,16 @@ func (m *Model) measure(st *State) signals {
 	}
 
 	// Adoption: share of the plan's features (or the configured catalogue)
-	// used within AdoptionDays.
+	// used within the adoption window.
 	c.Adoption = neutral
-	if cat := m.catalogue(st); len(cat) > 0 {
-		used := 0
+	if cat, fromPlan := m.catalogue(st); len(cat) > 0 {
 		for _, f := range cat {
 			if _, ok := st.Features[f]; ok {
-				used++
+				s.adoptUsed++
 			}
 		}
-		s.adoption = float64(used) / float64(len(cat))
+		s.adoptCatalog, s.adoptFromPlan = len(cat), fromPlan
+		s.adoption = float64(s.adoptUsed) / float64(len(cat))
 		s.adoptKnown = true
 		c.Adoption = 100 * s.adoption
 	}
@@ -371,10 +493,9 @@ func (m *Model) measure(st *State) signals {
 	w := m.cfg.Weights
 	total := w.Usage*c.Usage + w.Engagement*c.Engagement + w.Support*c.Support +
 		w.Payment*c.Payment + w.Sentiment*c.Sentiment + w.Adoption*c.Adoption
-	sum := w.Usage + w.Engagement + w.Support + w.Payment + w.Sentiment + w.Adoption
 	// Rounding to 1e-6 first keeps float noise (0.1+0.2 style) from
 	// deciding a .5 tie: 85.5 is 86 however the weights were summed.
-	exact := math.Round(total/sum*1e6) / 1e6
+	exact := math.Round(total*1e6) / 1e6
 	s.score = int(math.Round(math.Max(0, math.Min(100, exact))))
 	return s
 }
@@ -392,182 +513,260 @@ func (m *Model) utilisation(st *State, u UsageDay) (float64, bool) {
 	return float64(u.ActiveUsers) / float64(seats), true
 }
 
-// catalogue is the feature list adoption is measured against.
-func (m *Model) catalogue(st *State) []string {
+// catalogue is the feature list adoption is measured against, and whether
+// it is the contract's plan.
+func (m *Model) catalogue(st *State) ([]string, bool) {
 	if st.Contract != nil && len(st.Contract.PlanFeatures) > 0 {
-		return st.Contract.PlanFeatures
+		return st.Contract.PlanFeatures, true
 	}
-	return m.cfg.FeatureCatalogue
+	return m.cfg.Adoption.FeatureCatalogue, false
 }
 
-// healthChange reports the score when it moved ScoreChangeMin points or
-// changed band since the last report. Within BaselineWindow of the first
-// event the score only becomes the baseline.
+// healthChange reports the score when it moved MinDelta points or changed
+// band since the last report. Within BaselineWindow of the first event the
+// score only becomes the baseline.
 func (m *Model) healthChange(st *State, s signals, e *emitter) {
-	if !st.Baselined || st.Now.Before(st.FirstSeen.Add(m.cfg.BaselineWindow)) {
+	if !st.Baselined || st.Now.Before(st.FirstSeen.Add(m.cfg.HealthChange.BaselineWindow)) {
 		st.Baselined, st.ReportedScore, st.ReportedComponents = true, s.score, s.comps
 		return
 	}
 	prev := st.ReportedScore
-	if abs(s.score-prev) < m.cfg.ScoreChangeMin && m.Band(s.score) == m.Band(prev) {
+	if abs(s.score-prev) < m.cfg.HealthChange.MinDelta && m.Band(s.score) == m.Band(prev) {
 		return
 	}
-	e.emit(event.HealthScoreChange, "", func(d *event.Derived) {
-		d.Health = &event.HealthChange{PreviousScore: prev, NewScore: s.score,
-			ChangeReason: m.changeReason(st.ReportedComponents, s.comps)}
-	})
+	reason, comp := m.changeReason(st, s, st.ReportedComponents, s.comps)
+	d := e.emit(event.HealthScoreChange, "")
+	d.Health = &event.HealthChange{PreviousScore: prev, NewScore: s.score, ChangeReason: reason}
+	d.Explanation = m.explainHealth(st, s, e.prev, comp)
 	st.ReportedScore, st.ReportedComponents = s.score, s.comps
 }
 
-// changeReason names the component whose weighted change moved the score
-// most, with its direction. Ties go to the earlier component in the order
-// usage, engagement, support, payment, sentiment, adoption.
-func (m *Model) changeReason(old, cur Components) string {
+// componentNames are the explanation names of the components, in
+// Components field order.
+var componentNames = [6]string{"usage", "engagement", "support", "payment", "sentiment", "adoption"}
+
+// Change reasons (change_reason): the component that moved the score most
+// and which way. Some components name what happened more precisely.
+const (
+	ReasonUsageDecline     = "usage_decline"
+	ReasonUsageGrowth      = "usage_growth"
+	ReasonEngagementDrop   = "engagement_drop"
+	ReasonEngagementGain   = "engagement_gain"
+	ReasonSupportEscal     = "support_escalation"     // support fell and a ticket is escalated
+	ReasonSupportTickets   = "support_tickets_opened" // support fell, nothing escalated
+	ReasonSupportResolved  = "support_resolved"
+	ReasonPaymentIssue     = "payment_issue"
+	ReasonPaymentRecovered = "payment_recovered"
+	ReasonNpsDetractor     = "nps_detractor" // sentiment fell to a detractor answer
+	ReasonNpsDecline       = "nps_decline"   // sentiment fell, not to a detractor
+	ReasonNpsPromoter      = "nps_promoter"  // sentiment rose to a promoter answer
+	ReasonNpsImproved      = "nps_improved"  // sentiment rose, not to a promoter
+	ReasonAdoptionDrop     = "adoption_drop"
+	ReasonAdoptionGain     = "adoption_gain"
+)
+
+// ChangeReasons lists every change_reason the model emits, in component
+// order (usage, engagement, support, payment, sentiment, adoption).
+func ChangeReasons() []string {
+	return []string{ReasonUsageDecline, ReasonUsageGrowth, ReasonEngagementDrop, ReasonEngagementGain,
+		ReasonSupportEscal, ReasonSupportTickets, ReasonSupportResolved, ReasonPaymentIssue, ReasonPaymentRecovered,
+		ReasonNpsDetractor, ReasonNpsDecline, ReasonNpsPromoter, ReasonNpsImproved, ReasonAdoptionDrop, ReasonAdoptionGain}
+}
+
+// weightedDeltas are each component's weighted change from old to cur, in
+// Components field order.
+func (m *Model) weightedDeltas(old, cur Components) [6]float64 {
 	w := m.cfg.Weights
-	moves := [...]struct {
-		delta    float64
-		down, up string
-	}{
-		{w.Usage * (cur.Usage - old.Usage), "usage_decline", "usage_growth"},
-		{w.Engagement * (cur.Engagement - old.Engagement), "engagement_drop", "engagement_gain"},
-		{w.Support * (cur.Support - old.Support), "support_escalation", "support_resolved"},
-		{w.Payment * (cur.Payment - old.Payment), "payment_issue", "payment_recovered"},
-		{w.Sentiment * (cur.Sentiment - old.Sentiment), "nps_detractor", "nps_promoter"},
-		{w.Adoption * (cur.Adoption - old.Adoption), "adoption_drop", "adoption_gain"},
+	return [6]float64{
+		w.Usage * (cur.Usage - old.Usage),
+		w.Engagement * (cur.Engagement - old.Engagement),
+		w.Support * (cur.Support - old.Support),
+		w.Payment * (cur.Payment - old.Payment),
+		w.Sentiment * (cur.Sentiment - old.Sentiment),
+		w.Adoption * (cur.Adoption - old.Adoption),
 	}
+}
+
+// changeReason names the component whose weighted change moved the score
+// most, with its direction, and returns its index. Ties go to the earlier
+// component in the order usage, engagement, support, payment, sentiment,
+// adoption.
+func (m *Model) changeReason(st *State, s signals, old, cur Components) (string, int) {
+	moves := m.weightedDeltas(old, cur)
 	best := 0
 	for i := range moves {
-		if math.Abs(moves[i].delta) > math.Abs(moves[best].delta) {
+		if math.Abs(moves[i]) > math.Abs(moves[best]) {
 			best = i
 		}
 	}
-	if moves[best].delta < 0 {
-		return moves[best].down
+	up := moves[best] >= 0
+	switch componentNames[best] {
+	case "usage":
+		return pick(up, ReasonUsageGrowth, ReasonUsageDecline), best
+	case "engagement":
+		return pick(up, ReasonEngagementGain, ReasonEngagementDrop), best
+	case "support":
+		if up {
+			return ReasonSupportResolved, best
+		}
+		return pick(s.escalated > 0, ReasonSupportEscal, ReasonSupportTickets), best
+	case "payment":
+		return pick(up, ReasonPaymentRecovered, ReasonPaymentIssue), best
+	case "sentiment":
+		nps := -1
+		if st.NPS != nil {
+			nps = int(st.NPS.Score)
+		}
+		if up {
+			return pick(nps >= m.cfg.Sentiment.PromoterMin, ReasonNpsPromoter, ReasonNpsImproved), best
+		}
+		return pick(nps >= 0 && nps <= m.cfg.Sentiment.DetractorMax, ReasonNpsDetractor, ReasonNpsDecline), best
 	}
-	return moves[best].up
+	return pick(up, ReasonAdoptionGain, ReasonAdoptionDrop), best
+}
+
+func pick(cond bool, yes, no string) string {
+	if cond {
+		return yes
+	}
+	return no
 }
 
 // indicators appends the churn indicators that hold for st to dst, in
 // Indicators order.
 func (m *Model) indicators(st *State, s signals, dst []string) []string {
-	if s.trendKnown && s.trend <= m.cfg.UsageDeclineRatio {
+	if s.trendKnown && s.trend <= m.cfg.Usage.DeclineRatio {
 		dst = append(dst, IndicatorUsageDecline)
 	}
-	var escalated, unpaid bool
-	for _, tk := range st.Tickets {
-		escalated = escalated || tk.Status == "escalated"
-	}
-	if escalated {
+	if s.escalated > 0 {
 		dst = append(dst, IndicatorSupportEscal)
 	}
-	for _, inv := range st.Invoices {
-		unpaid = unpaid || inv.Status == "failed" || inv.Status == "overdue"
-	}
-	if unpaid {
+	if s.unpaid > 0 {
 		dst = append(dst, IndicatorPaymentIssue)
 	}
-	if st.NPS != nil && st.NPS.Score <= 6 {
+	if st.NPS != nil && int(st.NPS.Score) <= m.cfg.Sentiment.DetractorMax {
 		dst = append(dst, IndicatorNpsDetractor)
 	}
 	if st.Sponsor != nil && st.Sponsor.ChampionLeft {
 		dst = append(dst, IndicatorChampionLeft)
 	}
-	quiet := time.Duration(m.cfg.EngagementDays) * 24 * time.Hour
-	if st.Now.Sub(st.FirstSeen) >= quiet && (st.LastLoginAt.IsZero() || st.Now.Sub(st.LastLoginAt) >= quiet) {
+	if m.lowEngagement(st) {
 		dst = append(dst, IndicatorLowEngagement)
 	}
-	if c := st.Contract; c != nil && !c.Renewal.IsZero() && s.score < m.cfg.RenewalRiskScore {
-		today := st.Now.Truncate(24 * time.Hour)
-		if !c.Renewal.Before(today) && !c.Renewal.After(today.AddDate(0, 0, m.cfg.RenewalWindowDays)) {
-			dst = append(dst, IndicatorRenewalAtRisk)
-		}
+	if m.renewalAtRisk(st, s.score) {
+		dst = append(dst, IndicatorRenewalAtRisk)
 	}
 	return dst
 }
 
-// riskLevel maps the summed weights of indicators to a level ("" for none).
-func (m *Model) riskLevel(indicators []string) string {
+// lowEngagement: no login for LowEngagementDays, once the customer has been
+// seen that long.
+func (m *Model) lowEngagement(st *State) bool {
+	quiet := time.Duration(m.cfg.Churn.LowEngagementDays) * 24 * time.Hour
+	return st.Now.Sub(st.FirstSeen) >= quiet && (st.LastLoginAt.IsZero() || st.Now.Sub(st.LastLoginAt) >= quiet)
+}
+
+// renewalAtRisk: the renewal date is today or within RenewalWindowDays and
+// the score is below RenewalRiskScore.
+func (m *Model) renewalAtRisk(st *State, score int) bool {
+	c := st.Contract
+	if c == nil || c.Renewal.IsZero() || score >= m.cfg.Churn.RenewalRiskScore {
+		return false
+	}
+	today := st.Now.Truncate(24 * time.Hour)
+	return !c.Renewal.Before(today) && !c.Renewal.After(today.AddDate(0, 0, m.cfg.Churn.RenewalWindowDays))
+}
+
+// riskPoints sums the weights of indicators.
+func (m *Model) riskPoints(indicators []string) int {
 	sum := 0
 	for _, in := range indicators {
-		sum += m.cfg.IndicatorWeights[in]
+		sum += m.cfg.Churn.IndicatorWeights[in]
 	}
-	t := m.cfg.RiskThresholds
+	return sum
+}
+
+// riskLevel maps summed indicator weights to a level ("" for none).
+func (m *Model) riskLevel(points int) string {
+	t := m.cfg.Churn.RiskThresholds
 	switch {
-	case sum >= t.Critical:
+	case points >= t.Critical:
 		return RiskCritical
-	case sum >= t.High:
+	case points >= t.High:
 		return RiskHigh
-	case sum >= t.Medium:
+	case points >= t.Medium:
 		return RiskMedium
-	case sum >= t.Low:
+	case points >= t.Low:
 		return RiskLow
 	}
 	return ""
 }
 
 // churn reports the risk level when it rose, unless the same level was
-// reported less than RiskRepeatAfter ago.
+// reported less than RepeatAfter ago.
 func (m *Model) churn(st *State, indicators []string, e *emitter) {
-	level := m.riskLevel(indicators)
+	points := m.riskPoints(indicators)
+	level := m.riskLevel(points)
 	prev := st.RiskLevel
 	st.RiskLevel = level
 	if riskRank(level) <= riskRank(prev) {
 		return
 	}
-	if last, ok := st.RiskEmitted[level]; ok && st.Now.Sub(last) < m.cfg.RiskRepeatAfter {
+	if last, ok := st.RiskEmitted[level]; ok && st.Now.Sub(last) < m.cfg.Churn.RepeatAfter {
 		return
 	}
 	if st.RiskEmitted == nil {
 		st.RiskEmitted = make(map[string]time.Time)
 	}
 	st.RiskEmitted[level] = st.Now
-	e.emit(event.ChurnRiskDetected, "", func(d *event.Derived) {
-		d.Churn = &event.ChurnRisk{RiskLevel: level, RiskIndicators: slices.Clone(indicators),
-			RecommendedActions: slices.Clone(m.cfg.Actions[level])}
-	})
+	d := e.emit(event.ChurnRiskDetected, "")
+	d.Churn = &event.ChurnRisk{RiskLevel: level, RiskIndicators: slices.Clone(indicators),
+		RecommendedActions: slices.Clone(m.cfg.Churn.Actions[level])}
+	d.Explanation = m.explainChurn(st, *e.s, e.prev, level, points, indicators)
 }
 
 func riskRank(level string) int { return slices.Index(RiskLevels(), level) + 1 }
 
 // expansion reports upsell and cross-sell opportunities of a healthy
-// customer without churn indicators, each at most once per
-// ExpansionRepeatAfter.
+// customer without churn indicators, each at most once per RepeatAfter.
 func (m *Model) expansion(st *State, s signals, e *emitter) {
 	c := st.Contract
-	if s.score < m.cfg.ExpansionMinScore || c == nil {
+	x := m.cfg.Expansion
+	if s.score < x.MinScore || c == nil {
 		return
 	}
-	type opportunity struct {
-		kind  string
-		value int64
-	}
-	var opps [2]opportunity
-	n := 0
-	if c.Seats > 0 && c.ArrCents > 0 && m.utilisationStreak(st) >= m.cfg.UpsellDays {
-		extra := max(1, int64(math.Ceil(float64(c.Seats)*m.cfg.UpsellSeatShare)))
-		value := int64(math.Round(float64(extra) * float64(c.ArrCents) / 100 / float64(c.Seats)))
-		opps[n] = opportunity{OpportunityUpsell, value}
-		n++
-	}
-	if len(c.PlanFeatures) > 0 && s.adoptKnown && s.adoption >= m.cfg.CrossSellFeatureShare {
-		opps[n] = opportunity{OpportunityCrossSell, int64(math.Round(float64(c.ArrCents) / 100 * m.cfg.CrossSellARRShare))}
-		n++
-	}
-	for _, o := range opps[:n] {
-		if last, ok := st.ExpansionEmitted[o.kind]; ok && st.Now.Sub(last) < m.cfg.ExpansionRepeatAfter {
+	for _, kind := range [2]string{OpportunityUpsell, OpportunityCrossSell} {
+		var value, extra int64
+		var streak int
+		switch kind {
+		case OpportunityUpsell:
+			if c.Seats <= 0 || c.ArrCents <= 0 {
+				continue
+			}
+			if streak = m.utilisationStreak(st); streak < x.UpsellDays {
+				continue
+			}
+			extra = max(1, int64(math.Ceil(float64(c.Seats)*x.UpsellSeatShare)))
+			value = int64(math.Round(float64(extra) * float64(c.ArrCents) / 100 / float64(c.Seats)))
+		case OpportunityCrossSell:
+			if len(c.PlanFeatures) == 0 || !s.adoptKnown || !s.adoptFromPlan || s.adoption < x.CrossSellFeatureShare {
+				continue
+			}
+			value = int64(math.Round(float64(c.ArrCents) / 100 * x.CrossSellARRShare))
+		}
+		if last, ok := st.ExpansionEmitted[kind]; ok && st.Now.Sub(last) < x.RepeatAfter {
 			continue
 		}
 		if st.ExpansionEmitted == nil {
 			st.ExpansionEmitted = make(map[string]time.Time)
 		}
-		st.ExpansionEmitted[o.kind] = st.Now
+		st.ExpansionEmitted[kind] = st.Now
 		factors := m.successFactors(st, s)
-		p := m.cfg.ProbabilityBase + m.cfg.ProbabilityPerFactor*float64(len(factors))
-		p = math.Round(math.Min(m.cfg.ProbabilityMax, p)*100) / 100
-		e.emit(event.ExpansionReady, o.kind, func(d *event.Derived) {
-			d.Expansion = &event.Expansion{OpportunityType: o.kind, ValueEstimate: o.value,
-				Probability: p, SuccessFactors: factors}
-		})
+		p := x.ProbabilityBase + x.ProbabilityPerFactor*float64(len(factors))
+		p = math.Round(math.Min(x.ProbabilityMax, p)*100) / 100
+		d := e.emit(event.ExpansionReady, kind)
+		d.Expansion = &event.Expansion{OpportunityType: kind, ValueEstimate: value, Probability: p, SuccessFactors: factors}
+		d.Explanation = m.explainExpansion(st, s, e.prev, kind, value, extra, streak, factors)
 	}
 }
 
@@ -584,7 +783,7 @@ func (m *Model) utilisationStreak(st *State) int {
 	for i := n - 1; i >= 0; i-- {
 		u := st.Usage[i]
 		util, ok := m.utilisation(st, u)
-		if u.Day != want || !ok || util < m.cfg.UpsellUtilisation {
+		if u.Day != want || !ok || util < m.cfg.Expansion.UpsellUtilisation {
 			break
 		}
 		streak++
@@ -596,43 +795,70 @@ func (m *Model) utilisationStreak(st *State) int {
 // successFactors lists what makes an expansion likely, in a fixed order.
 func (m *Model) successFactors(st *State, s signals) []string {
 	var f []string
-	if s.adoptKnown && 100*s.adoption >= m.cfg.HighAdoption {
+	if s.adoptKnown && 100*s.adoption >= m.cfg.Expansion.HighAdoption {
 		f = append(f, FactorHighAdoption)
 	}
-	if s.score >= m.cfg.StrongScore {
+	if s.score >= m.cfg.Expansion.StrongScore {
 		f = append(f, FactorStrongHealthScore)
 	}
 	if s.execLogin || (st.Sponsor != nil && st.Sponsor.HasExecSponsor) {
 		f = append(f, FactorExecSponsorship)
 	}
-	if st.NPS != nil && st.NPS.Score >= 9 {
+	if st.NPS != nil && int(st.NPS.Score) >= m.cfg.Sentiment.PromoterMin {
 		f = append(f, FactorPromoterNPS)
 	}
-	if s.trendKnown && s.trend >= m.cfg.UsageGrowthRatio {
+	if s.trendKnown && s.trend >= m.cfg.Usage.GrowthRatio {
 		f = append(f, FactorUsageGrowth)
 	}
 	return f
 }
 
-// emitter collects the derived events of one Apply.
-type emitter struct {
-	st  *State
-	in  event.CustomerEvent
-	at  time.Time
-	out []event.Derived
+// recordRecent appends the summaries of out to st.RecentDerived, keeping
+// the latest RecentDerived.
+func (m *Model) recordRecent(st *State, out []event.Derived) {
+	keep := m.cfg.Input.RecentDerived
+	if len(out) == 0 || keep == 0 {
+		return
+	}
+	for _, d := range out {
+		sum := DerivedSummary{EventID: d.EventID, Event: d.Event, At: d.Timestamp, Score: st.Score}
+		switch {
+		case d.Health != nil:
+			sum.PreviousScore, sum.Score, sum.ChangeReason = d.Health.PreviousScore, d.Health.NewScore, d.Health.ChangeReason
+		case d.Churn != nil:
+			sum.RiskLevel, sum.RiskIndicators = d.Churn.RiskLevel, slices.Clone(d.Churn.RiskIndicators)
+		case d.Expansion != nil:
+			sum.OpportunityType, sum.ValueEstimate, sum.Probability = d.Expansion.OpportunityType, d.Expansion.ValueEstimate, d.Expansion.Probability
+		}
+		st.RecentDerived = append(st.RecentDerived, sum)
+	}
+	if n := len(st.RecentDerived); n > keep {
+		st.RecentDerived = slices.Delete(st.RecentDerived, 0, n-keep)
+	}
 }
 
-// emit appends a derived event of type typ; sub tells apart several events
-// of one type caused by one input (the opportunity type).
-func (e *emitter) emit(typ, sub string, fill func(*event.Derived)) {
-	d := event.Derived{
+// emitter collects the derived events of one Apply.
+type emitter struct {
+	m    *Model
+	st   *State
+	in   event.CustomerEvent
+	at   time.Time
+	s    *signals
+	prev reported // health last reported before this input
+	out  []event.Derived
+}
+
+// emit appends a derived event of type typ and returns it for the caller to
+// fill; sub tells apart several events of one type caused by one input (the
+// opportunity type).
+func (e *emitter) emit(typ, sub string) *event.Derived {
+	e.out = append(e.out, event.Derived{
 		EventID:    DerivedID(e.st.CustomerID, e.in, typ, sub),
 		Event:      typ,
 		CustomerID: e.st.CustomerID,
 		Timestamp:  e.at,
-	}
-	fill(&d)
-	e.out = append(e.out, d)
+	})
+	return &e.out[len(e.out)-1]
 }
 
 // DerivedID is the deterministic id of the derived event of type typ (and

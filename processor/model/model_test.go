@@ -52,8 +52,8 @@ func applyAll(t *testing.T, m *model.Model, st *model.State, evs []event.Custome
 	return out
 }
 
-// withoutIDs blanks the ids so expectations can be written as literals
-// (applyAll checks the ids).
+// withoutIDs blanks the ids and explanations so expectations can be written
+// as literals (applyAll checks the ids; TestExplanation the explanations).
 func withoutIDs(ds []event.Derived) []event.Derived {
 	if len(ds) == 0 {
 		return nil
@@ -61,6 +61,7 @@ func withoutIDs(ds []event.Derived) []event.Derived {
 	out := make([]event.Derived, len(ds))
 	for i, d := range ds {
 		d.EventID = ""
+		d.Explanation = nil
 		out[i] = d
 	}
 	return out
@@ -331,7 +332,7 @@ func TestNewModelRejectsInvalidConfig(t *testing.T) {
 		t.Fatalf("zero config: err %v, want ErrInvalidConfig", err)
 	}
 	cfg := model.DefaultConfig()
-	cfg.RiskThresholds.High = 1
+	cfg.Churn.RiskThresholds.High = 1
 	if _, err := model.NewModel(cfg); !errors.Is(err, model.ErrInvalidConfig) {
 		t.Fatalf("descending thresholds: err %v, want ErrInvalidConfig", err)
 	}

@@ -15,13 +15,14 @@ type State struct {
 	FirstSeen  time.Time `json:"first_seen"` // earliest occurred_at seen
 	Now        time.Time `json:"now"`        // latest occurred_at seen: the model's clock
 
-	// RecentEventIDs are the last Config.DedupeWindow input event ids,
-	// oldest first; a repeat is dropped.
-	RecentEventIDs []string `json:"recent_event_ids,omitempty"`
+	// SeenIDs are the input event ids applied within
+	// Config.Input.DedupeWindow of Now (at most DedupeMaxIDs), in arrival
+	// order; an event repeating one of them is a duplicate.
+	SeenIDs []SeenID `json:"seen_ids,omitempty"`
 
-	Usage    []UsageDay       `json:"usage,omitempty"`    // ascending by Day, last 60 days
+	Usage    []UsageDay       `json:"usage,omitempty"`    // ascending by Day, last 2 trend windows
 	Features map[string]int64 `json:"features,omitempty"` // feature → last Day it was used
-	Logins   []LoginDay       `json:"logins,omitempty"`   // ascending by Day, last EngagementDays
+	Logins   []LoginDay       `json:"logins,omitempty"`   // ascending by Day, last engagement window
 	// LastLoginAt is the latest login of any role (zero: never).
 	LastLoginAt time.Time          `json:"last_login_at"`
 	Tickets     map[string]Ticket  `json:"tickets,omitempty"`  // by ticket id; resolved ones kept 30 days
@@ -30,8 +31,9 @@ type State struct {
 	Contract    *Contract          `json:"contract,omitempty"`
 	Sponsor     *Sponsor           `json:"sponsor,omitempty"`
 
-	// Score and Components are the health after the latest event.
+	// Score, Band and Components are the health after the latest event.
 	Score      int        `json:"score"`
+	Band       string     `json:"band"`
 	Components Components `json:"components"`
 	// Reported is the score (and its components) last reported in a
 	// health_score_change, or the baseline; Baselined says it is set.
@@ -39,12 +41,45 @@ type State struct {
 	ReportedScore      int        `json:"reported_score"`
 	ReportedComponents Components `json:"reported_components"`
 
-	// RiskLevel is the current churn risk level ("" for none).
-	RiskLevel string `json:"risk_level,omitempty"`
+	// RiskLevel is the current churn risk level ("" for none) and
+	// Indicators the churn indicators that hold now, in Indicators order.
+	RiskLevel  string   `json:"risk_level,omitempty"`
+	Indicators []string `json:"indicators,omitempty"`
 	// RiskEmitted and ExpansionEmitted are when a churn event of each level
 	// and an expansion event of each opportunity type were last emitted.
 	RiskEmitted      map[string]time.Time `json:"risk_emitted,omitempty"`
 	ExpansionEmitted map[string]time.Time `json:"expansion_emitted,omitempty"`
+
+	// RecentDerived are the latest derived events, oldest first, at most
+	// Config.Input.RecentDerived: what a read model shows as "last derived
+	// events".
+	RecentDerived []DerivedSummary `json:"recent_derived,omitempty"`
+}
+
+// SeenID is one remembered input event id and its event time.
+type SeenID struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
+}
+
+// DerivedSummary is the key fields of one derived event. Fields of other
+// event types are zero.
+type DerivedSummary struct {
+	EventID string    `json:"event_id"`
+	Event   string    `json:"event"`
+	At      time.Time `json:"at"`
+	// Score is the health score when it was derived.
+	Score int `json:"score"`
+	// health_score_change
+	PreviousScore int    `json:"previous_score,omitempty"`
+	ChangeReason  string `json:"change_reason,omitempty"`
+	// churn_risk_detected
+	RiskLevel      string   `json:"risk_level,omitempty"`
+	RiskIndicators []string `json:"risk_indicators,omitempty"`
+	// expansion_ready
+	OpportunityType string  `json:"opportunity_type,omitempty"`
+	ValueEstimate   int64   `json:"value_estimate,omitempty"`
+	Probability     float64 `json:"probability,omitempty"`
 }
 
 // UsageDay is one day of usage: the highest active_users reported that day
