@@ -198,8 +198,8 @@ func TestSkippedCounted(t *testing.T) {
 	}
 }
 
-// TestAbortedTransactionLeavesNoState fails the first transactional
-// Produce requests (kfake answers them with an error): those transactions abort, and their state
+// TestAbortedTransactionLeavesNoState fails the third and fourth
+// transactional Produce requests (kfake answers them with an error): those transactions abort, and their state
 // changes must be dropped. Had a change survived, processing the same
 // input again would find its event ids already seen, skip them as
 // duplicates, and the committed output would miss the derived events of
@@ -217,11 +217,16 @@ func TestAbortedTransactionLeavesNoState(t *testing.T) {
 	want, _ := modelOutput(t, codec, evs)
 
 	const failures = 2
-	injected := 0
+	injected, seen := 0, 0
 	c.ControlKey(kmsg.Produce.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
-		if injected >= failures || pr.TransactionID == nil {
+		if pr.TransactionID == nil {
+			return nil, nil, false
+		}
+		// Let the first transactions commit, so the failing ones change
+		// customers that already have committed state.
+		if seen++; seen <= 2 || injected >= failures {
 			return nil, nil, false
 		}
 		injected++

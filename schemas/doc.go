@@ -12,6 +12,11 @@
 // result onto the Go types of package event, using zero values for fields the
 // writer's version does not have.
 //
+// The processor's changelog (topics.CustomerState) has its schema here too;
+// its Go mapping lives with processor/model, which uses the generic
+// EncodeNative and DecodeNative. Derived events carry an optional
+// explanation from version 2 of their schemas on.
+//
 // Evolution is BACKWARD compatible: a new version may only add fields that
 // carry a default, or append branches to a union, or symbols to an enum.
 // Every released version stays in this directory and in the manifest, under

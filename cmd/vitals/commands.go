@@ -57,7 +57,7 @@ func setup(ctx context.Context, name string, args []string, stderr io.Writer, gr
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var embeddedListen string
 	e, err := setup(ctx, "run", args, stderr,
-		[]config.Group{config.Common, config.Kafka, config.API, config.Dispatch, config.Analytics},
+		[]config.Group{config.Common, config.Kafka, config.API, config.Processor, config.Dispatch, config.Analytics},
 		func(fs *flag.FlagSet) {
 			fs.StringVar(&embeddedListen, "embedded-kafka-listen", config.Default().EmbeddedKafkaListen, "listen address of the embedded Kafka broker (used without --kafka-brokers)")
 		})
@@ -91,7 +91,7 @@ func runAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func runProcessor(ctx context.Context, args []string, _, stderr io.Writer) error {
-	e, err := setup(ctx, "processor", args, stderr, []config.Group{config.Common, config.Kafka, config.Ops}, nil)
+	e, err := setup(ctx, "processor", args, stderr, []config.Group{config.Common, config.Kafka, config.Ops, config.Processor}, nil)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/processor"
+	"github.com/vitalshq/vitals/processor/model"
 	"github.com/vitalshq/vitals/producer"
 	"github.com/vitalshq/vitals/schemas"
 	"github.com/vitalshq/vitals/ssrf"
@@ -182,15 +183,35 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 }
 
 func (e *env) startProcessor() error {
-	p, err := processor.New(e.codec,
+	mcfg := model.DefaultConfig()
+	if path := e.cfg.ModelConfig; path != "" {
+		var err error
+		if mcfg, err = model.LoadConfig(path); err != nil {
+			return fmt.Errorf("--model-config: %w", err)
+		}
+		e.log.Info("health model tuned by file", "path", path)
+	}
+	states, err := model.NewStateCodec(e.codec)
+	if err != nil {
+		return err
+	}
+	opts := []processor.Option{
 		processor.WithClientOptions(e.clientOpts("processor")...),
+		processor.WithModelConfig(mcfg),
+		processor.WithStateCodec(states),
 		processor.WithLogger(e.log.With("component", "processor")),
-		processor.WithRegisterer(e.reg))
+		processor.WithRegisterer(e.reg),
+	}
+	if e.cfg.TransactionalID != "" {
+		opts = append(opts, processor.WithTransactionalID(e.cfg.TransactionalID))
+	}
+	p, err := processor.New(e.codec, opts...)
 	if err != nil {
 		return err
 	}
 	e.g.Go("processor", p.Run)
-	e.log.Info("processor started", "input", topics.CustomerEvents, "group", processor.DefaultGroup)
+	e.log.Info("processor started", "input", topics.CustomerEvents, "group", processor.DefaultGroup,
+		"transactional_id", p.TransactionalID(), "exactly_once", true)
 	return nil
 }
 

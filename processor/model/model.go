@@ -32,17 +32,23 @@ func NewModel(cfg Config) (*Model, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg.Adoption.FeatureCatalogue = slices.Clone(cfg.Adoption.FeatureCatalogue)
-	cfg.Churn.IndicatorWeights = maps.Clone(cfg.Churn.IndicatorWeights)
-	cfg.Churn.Actions = maps.Clone(cfg.Churn.Actions)
-	for level, acts := range cfg.Churn.Actions {
-		cfg.Churn.Actions[level] = slices.Clone(acts)
-	}
-	return &Model{cfg: cfg}, nil
+	return &Model{cfg: cfg.clone()}, nil
 }
 
-// Config returns the Config m runs with.
-func (m *Model) Config() Config { return m.cfg }
+// Config returns (a copy of) the Config m runs with.
+func (m *Model) Config() Config { return m.cfg.clone() }
+
+// clone copies c's slices and maps, so a Model shares nothing with its
+// caller.
+func (c Config) clone() Config {
+	c.Adoption.FeatureCatalogue = slices.Clone(c.Adoption.FeatureCatalogue)
+	c.Churn.IndicatorWeights = maps.Clone(c.Churn.IndicatorWeights)
+	c.Churn.Actions = maps.Clone(c.Churn.Actions)
+	for level, acts := range c.Churn.Actions {
+		c.Churn.Actions[level] = slices.Clone(acts)
+	}
+	return c
+}
 
 // Band names the band of score: green, yellow or red.
 func (m *Model) Band(score int) string {
@@ -97,12 +103,12 @@ func (m *Model) Apply(st *State, ev event.CustomerEvent) Result {
 		prev = reported{score: s.score, comps: s.comps}
 	}
 
-	e := emitter{m: m, st: st, in: ev, at: t, s: &s, prev: prev}
+	e := emitter{st: st, in: ev, at: t, prev: prev}
 	m.healthChange(st, s, &e)
 	var buf [7]string
 	indicators := m.indicators(st, s, buf[:0])
 	st.Indicators = setStrings(st.Indicators, indicators)
-	m.churn(st, indicators, &e)
+	m.churn(st, s, indicators, &e)
 	if len(indicators) == 0 {
 		m.expansion(st, s, &e)
 	}
@@ -704,7 +710,7 @@ func (m *Model) riskLevel(points int) string {
 
 // churn reports the risk level when it rose, unless the same level was
 // reported less than RepeatAfter ago.
-func (m *Model) churn(st *State, indicators []string, e *emitter) {
+func (m *Model) churn(st *State, s signals, indicators []string, e *emitter) {
 	points := m.riskPoints(indicators)
 	level := m.riskLevel(points)
 	prev := st.RiskLevel
@@ -722,7 +728,7 @@ func (m *Model) churn(st *State, indicators []string, e *emitter) {
 	d := e.emit(event.ChurnRiskDetected, "")
 	d.Churn = &event.ChurnRisk{RiskLevel: level, RiskIndicators: slices.Clone(indicators),
 		RecommendedActions: slices.Clone(m.cfg.Churn.Actions[level])}
-	d.Explanation = m.explainChurn(st, *e.s, e.prev, level, points, indicators)
+	d.Explanation = m.explainChurn(st, s, e.prev, level, points, indicators)
 }
 
 func riskRank(level string) int { return slices.Index(RiskLevels(), level) + 1 }
@@ -839,11 +845,9 @@ func (m *Model) recordRecent(st *State, out []event.Derived) {
 
 // emitter collects the derived events of one Apply.
 type emitter struct {
-	m    *Model
 	st   *State
 	in   event.CustomerEvent
 	at   time.Time
-	s    *signals
 	prev reported // health last reported before this input
 	out  []event.Derived
 }

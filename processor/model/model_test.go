@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/vitalshq/vitals/event"
-	"github.com/vitalshq/vitals/processor/model"
 	"github.com/vitalshq/vitals/processor/journey"
+	"github.com/vitalshq/vitals/processor/model"
 )
 
 var start = time.Date(2025, 1, 6, 0, 0, 0, 0, time.UTC)
@@ -107,20 +107,27 @@ func TestJourneys(t *testing.T) {
 		want:  nil,
 		score: 95,
 	}, {
-		// Baseline 90 (NPS still neutral at the end of day 0's window).
-		// Day 34: utilisation 30/60 → usage 73.75, score 84. Day 50: the
-		// 30-day trend (now known) keeps falling and a high ticket opens: 76.
-		// Day 54: trailing mean 34.7 vs 50 → usage_decline_30_percent
-		// (weight 2 → medium). Day 57: escalation (sum 4, still medium, no
-		// event) → 70. Day 58: failed invoice → sum 6 → high, score 62.
+		// Baseline 90 (usage 100: 50 of 60 seats ≥ full utilisation 0.8 ×
+		// 0.7 + steady trend; sentiment neutral until NPS 7 on day 2).
+		// From day 30 usage falls 4 users a day to 30 (day 34): the 7-day
+		// mean utilisation sinks, day 36: 85; day 47: the 30-day trend
+		// (known once each window has 7 days) falls too: 80. Day 50: a high
+		// ticket opens (support 80, -4 points); with day 51's usage the
+		// score reaches 75, support having moved it most since the last
+		// report: support_tickets_opened. Day 54:
+		// trailing mean ≤ 70 % of the previous → usage_decline_30_percent
+		// (weight 2 → medium). Day 57: escalated (support 60): 70, still
+		// medium (sum 4). Day 58: failed invoice (payment 50): 62, sum 6 →
+		// high.
 		name: "churning",
 		evs:  journey.Churning("cust_1", start),
 		want: []event.Derived{
-			health(at(34, 10, 0), 90, 84, "usage_decline"),
-			health(at(50, 14, 0), 84, 76, "usage_decline"),
+			health(at(36, 10, 0), 90, 85, "usage_decline"),
+			health(at(47, 10, 0), 85, 80, "usage_decline"),
+			health(at(51, 10, 0), 80, 75, "support_tickets_opened"),
 			churn(at(54, 10, 0), "medium", []string{"usage_decline_30_percent"},
 				[]string{"schedule_check_in", "review_usage"}),
-			health(at(57, 14, 0), 76, 70, "support_escalation"),
+			health(at(57, 14, 0), 75, 70, "support_escalation"),
 			health(at(58, 8, 0), 70, 62, "payment_issue"),
 			churn(at(58, 8, 0), "high",
 				[]string{"usage_decline_30_percent", "support_escalation", "payment_issue"},
@@ -128,16 +135,17 @@ func TestJourneys(t *testing.T) {
 		},
 		score: 62,
 	}, {
-		// Baseline 85 (30/50 seats, NPS neutral). Day 30: 47/50 seats →
-		// usage 100, 4 of 6 features → 95 (usage_growth moved it most).
-		// Day 36 is the 7th day ≥ 90 %: upsell of ceil(50 × 0.2) = 10 seats ×
-		// (6 000 000 / 100 / 50 = 1 200) = 12 000; factors strong health (97),
-		// exec sponsor, promoter (NPS 10 on day 35), growth (trend 1.13):
-		// 0.4 + 4 × 0.1 = 0.8.
+		// Baseline 88 (30/50 seats, NPS 8 on day 0). From day 30, 47/50
+		// seats (94 %) and a fourth feature; day 32 the 7-day mean
+		// utilisation has risen enough: 93 (usage_growth). Day 36 is the
+		// 7th day ≥ 90 %: upsell of ceil(50 × 0.2) = 10 seats × (6 000 000 /
+		// 100 / 50 = 1 200) = 12 000; factors strong health (97), exec
+		// sponsor, promoter (NPS 10 on day 35), growth (trend 1.13): 0.4 + 4
+		// × 0.1 = 0.8.
 		name: "expanding",
 		evs:  journey.Expanding("cust_1", start),
 		want: []event.Derived{
-			health(at(30, 10, 0), 85, 95, "usage_growth"),
+			health(at(32, 10, 0), 88, 93, "usage_growth"),
 			expansion(at(36, 10, 0), "upsell", 12000, 0.8,
 				[]string{"strong_health_score", "executive_sponsorship", "promoter_nps", "usage_growth"}),
 		},
@@ -274,59 +282,6 @@ func TestCrossSell(t *testing.T) {
 	})
 }
 
-func TestDuplicateInputIgnored(t *testing.T) {
-	m := newModel(t)
-	st := &model.State{}
-	evs := journey.Churning("cust_1", start)
-	applyAll(t, m, st, evs)
-	before, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The event that raised the risk to high, delivered again.
-	dup := evs[len(evs)-1]
-	for _, ev := range evs {
-		if _, ok := ev.Data.(event.PaymentEvent); ok && ev.OccurredAt.Equal(at(58, 8, 0)) {
-			dup = ev
-		}
-	}
-	if got := m.Apply(st, dup); got.Derived != nil || got.Skipped != model.SkippedDuplicate {
-		t.Fatalf("duplicate %s produced %d events", dup.EventID, len(got.Derived))
-	}
-	after, _ := json.Marshal(st)
-	if string(before) != string(after) {
-		t.Fatalf("duplicate changed the state\nbefore %s\nafter  %s", before, after)
-	}
-}
-
-// A State serialized mid-journey and restored continues exactly as the
-// uninterrupted one: same events, same ids. This is what a changelog
-// restore relies on.
-func TestStateRoundTripAndReplayIsDeterministic(t *testing.T) {
-	m := newModel(t)
-	evs := journey.Churning("cust_1", start)
-	whole := applyAll(t, m, &model.State{}, evs)
-
-	half := len(evs) / 2
-	st := &model.State{}
-	resumed := applyAll(t, m, st, evs[:half])
-	b, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored := &model.State{}
-	if err := json.Unmarshal(b, restored); err != nil {
-		t.Fatal(err)
-	}
-	resumed = append(resumed, applyAll(t, m, restored, evs[half:])...)
-	if !reflect.DeepEqual(whole, resumed) {
-		t.Fatalf("restored run differs:\nwhole   %v\nresumed %v", whole, resumed)
-	}
-	if len(whole) == 0 {
-		t.Fatal("churning journey derived nothing")
-	}
-}
-
 func TestNewModelRejectsInvalidConfig(t *testing.T) {
 	if _, err := model.NewModel(model.Config{}); !errors.Is(err, model.ErrInvalidConfig) {
 		t.Fatalf("zero config: err %v, want ErrInvalidConfig", err)
@@ -339,7 +294,9 @@ func TestNewModelRejectsInvalidConfig(t *testing.T) {
 }
 
 // BenchmarkModelApply applies the three journeys round-robin to fresh
-// customers.
+// customers: state growth from empty and every derived event with its
+// explanation (the allocations per op are those, amortized; see
+// BenchmarkModelApplyQuiet for the common Apply).
 func BenchmarkModelApply(b *testing.B) {
 	m := newModel(b)
 	var journeys [][]event.CustomerEvent
@@ -358,46 +315,29 @@ func BenchmarkModelApply(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-func TestChurnIndicators(t *testing.T) {
-	ev := func(id string, ts time.Time, p event.Payload) event.CustomerEvent {
-		return event.CustomerEvent{EventID: id, CustomerID: "cust_1", OccurredAt: ts, Data: p}
+// BenchmarkModelApplyQuiet applies 20 consecutive 60-day periods of the
+// healthy journey to one customer: the common Apply that derives nothing,
+// which must not allocate once the customer's state has grown.
+func BenchmarkModelApplyQuiet(b *testing.B) {
+	m := newModel(b)
+	var evs []event.CustomerEvent
+	for p := range 20 {
+		evs = append(evs, journey.Healthy("cust_bench", start.AddDate(0, 0, 60*p))...)
 	}
-	usage := event.UsageReported{ActiveUsers: 8, SeatsPurchased: 10}
-	tests := []struct {
-		name string
-		evs  []event.CustomerEvent
-		want event.Derived // the last churn event
-	}{{
-		name: "champion left",
-		evs:  []event.CustomerEvent{ev("s1", at(0, 9, 0), event.SponsorChanged{HasExecSponsor: true, ChampionLeft: true})},
-		want: churn(at(0, 9, 0), "medium", []string{"champion_left"}, []string{"schedule_check_in", "review_usage"}),
-	}, {
-		// No login for 14 days counts only once the customer is 14 days old.
-		name: "low engagement",
-		evs: []event.CustomerEvent{ev("u1", at(0, 9, 0), usage), ev("u2", at(13, 9, 0), usage),
-			ev("u3", at(14, 9, 0), usage)},
-		want: churn(at(14, 9, 0), "low", []string{"low_engagement"}, []string{"monitor_health"}),
-	}, {
-		// Renewal in 30 days; two failed invoices and an escalation take the
-		// score to 45 (< 50): three strong indicators → high.
-		name: "renewal at risk",
-		evs: []event.CustomerEvent{
-			ev("c1", at(0, 9, 0), event.ContractUpdated{Plan: "pro", Seats: 10, ArrCents: 1_000_000,
-				RenewalDate: at(30, 0, 0).Format(time.DateOnly)}),
-			ev("p1", at(0, 9, 1), event.PaymentEvent{InvoiceID: "i1", Status: "failed"}),
-			ev("p2", at(0, 9, 2), event.PaymentEvent{InvoiceID: "i2", Status: "overdue"}),
-			ticket("t1", at(0, 9, 3), "t1", "escalated"),
-		},
-		want: churn(at(0, 9, 3), "high", []string{"support_escalation", "payment_issue", "renewal_at_risk"},
-			[]string{"immediate_outreach", "executive_escalation", "success_plan_review"}),
-	}}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := ofType(applyAll(t, newModel(t), &model.State{}, tt.evs), event.ChurnRiskDetected)
-			if len(got) == 0 {
-				t.Fatal("no churn event")
-			}
-			sameDerived(t, got[len(got)-1:], []event.Derived{tt.want})
-		})
+	st := &model.State{}
+	for _, ev := range evs {
+		if r := m.Apply(st, ev); len(r.Derived) > 0 || r.Skipped != "" {
+			b.Fatalf("the quiet journey derived %+v", r)
+		}
 	}
+	b.ReportAllocs()
+	st, i := &model.State{}, 0
+	for b.Loop() {
+		if i == len(evs) {
+			st, i = &model.State{}, 0
+		}
+		m.Apply(st, evs[i])
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
