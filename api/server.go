@@ -16,6 +16,7 @@ import (
 
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/event"
+	"github.com/vitalshq/vitals/health"
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/problem"
 )
@@ -40,6 +41,11 @@ type Endpoints interface {
 	List() []endpoint.Endpoint
 }
 
+// Health is the customer health read model (package health's Reader).
+type Health interface {
+	Get(customerID string) (health.View, bool)
+}
+
 // URLChecker vets webhook URLs at registration (package ssrf's Guard).
 type URLChecker interface {
 	CheckURL(ctx context.Context, rawURL string) error
@@ -53,6 +59,7 @@ type Deps struct {
 	JWKSHandler  http.Handler // GET /.well-known/jwks.json
 	Producer     Producer
 	Endpoints    Endpoints
+	Health       Health
 	URLChecker   URLChecker
 	NewSecret    func() (string, error) // webhook signing secrets, "whsec_…"
 	Source       func(*http.Request) string
@@ -101,6 +108,9 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/endpoints", a.Require("endpoints:read", http.HandlerFunc(s.listEndpoints)))
 	m.Handle("GET /v1/endpoints/{id}", a.Require("endpoints:read", http.HandlerFunc(s.getEndpoint)))
 	m.Handle("DELETE /v1/endpoints/{id}", a.Require("endpoints:write", http.HandlerFunc(s.deleteEndpoint)))
+	if s.d.Health != nil {
+		m.Handle("GET /v1/customers/{id}/health", a.Require("customers:read", http.HandlerFunc(s.customerHealth)))
+	}
 }
 
 // ServeHTTP routes r, answering unknown routes and methods with

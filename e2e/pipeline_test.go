@@ -87,6 +87,31 @@ func TestPipeline(t *testing.T) {
 				t.Errorf("%d deliveries failed the independent signature check", rcv.badCount())
 			}
 
+			// The read model serves the customer's health from the changelog.
+			readTok := pl.token(t, "customers:read")
+			var hv struct {
+				Score            int      `json:"score"`
+				Band             string   `json:"band"`
+				RiskLevel        string   `json:"risk_level"`
+				ActiveIndicators []string `json:"active_indicators"`
+				RecentEvents     []struct {
+					Event string `json:"event"`
+				} `json:"recent_derived_events"`
+			}
+			eventually(t, 30*time.Second, "GET /v1/customers/{id}/health to show the high risk", func() bool {
+				status, _, b := pl.do(t, http.MethodGet, "/v1/customers/"+cust+"/health", readTok, "", nil)
+				return status == http.StatusOK && json.Unmarshal(b, &hv) == nil && hv.RiskLevel == "high"
+			})
+			if hv.Band == "" || len(hv.ActiveIndicators) < 3 || len(hv.RecentEvents) == 0 {
+				t.Errorf("health view %+v", hv)
+			}
+			if status, ct, _ := pl.do(t, http.MethodGet, "/v1/customers/cust_nobody_"+run+"/health", readTok, "", nil); status != http.StatusNotFound || ct != "application/problem+json" {
+				t.Errorf("unknown customer: %d %s", status, ct)
+			}
+			if status, _, _ := pl.do(t, http.MethodGet, "/v1/customers/"+cust+"/health", token, "", nil); status != http.StatusForbidden {
+				t.Errorf("health without customers:read: %d, want 403", status)
+			}
+
 			// The attempt is in ClickHouse with its latency.
 			conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}, DialTimeout: 5 * time.Second})
 			if err != nil {

@@ -91,6 +91,11 @@ func New[V any](topic string, clientOpts []kgo.Opt, opts ...Option[V]) (*Table[V
 	cl, err := kgo.NewClient(append(slices.Clone(clientOpts),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Transactional writers (the processor's changelog) must only be
+		// seen once committed. Control records are kept so that reaching
+		// the end is visible when the last offsets are transaction markers.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 	)...)
 	if err != nil {
@@ -103,7 +108,9 @@ func New[V any](topic string, clientOpts []kgo.Opt, opts ...Option[V]) (*Table[V
 // Run consumes the topic until ctx is done, then closes the client.
 func (t *Table[V]) Run(ctx context.Context) error {
 	defer t.cl.Close()
-	ends, err := kadm.NewClient(t.cl).ListEndOffsets(ctx, t.topic)
+	// The last stable offset: with read_committed nothing beyond it is
+	// readable yet, and without open transactions it is the end.
+	ends, err := kadm.NewClient(t.cl).ListCommittedOffsets(ctx, t.topic)
 	if err != nil {
 		return fmt.Errorf("ktable %s: end offsets: %w", t.topic, err)
 	}
@@ -129,6 +136,9 @@ func (t *Table[V]) Run(ctx context.Context) error {
 		fs.EachRecord(func(r *kgo.Record) {
 			key := string(r.Key)
 			t.applied[r.Partition] = r.Offset + 1
+			if r.Attrs.IsControl() {
+				return
+			}
 			if r.Value == nil {
 				old, had := t.rows[key]
 				delete(t.rows, key)
@@ -181,7 +191,10 @@ func (t *Table[V]) maybeReadyLocked() {
 }
 
 // Ready returns a channel closed once the table holds everything the topic
-// held when Run started.
+// held (committed) when Run started. It is reached by seeing the record just
+// before that end offset. (Compaction never cleans the active segment, but a
+// cleaned-up transaction marker at the very end of a rolled segment would
+// leave that offset unseen; the caller's readiness deadline reports it.)
 func (t *Table[V]) Ready() <-chan struct{} { return t.ready }
 
 // WaitReady blocks until Ready or ctx is done.

@@ -23,6 +23,7 @@ import (
 	"github.com/vitalshq/vitals/config"
 	"github.com/vitalshq/vitals/dispatcher"
 	"github.com/vitalshq/vitals/endpoint"
+	"github.com/vitalshq/vitals/health"
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/processor"
 	"github.com/vitalshq/vitals/processor/model"
@@ -151,6 +152,20 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 	if created {
 		e.log.Info("created the bootstrap OAuth client (all non-admin scopes); its credentials are in a 0600 file", "path", bootstrapPath)
 	}
+	states, err := model.NewStateCodec(e.codec)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	reader, err := health.NewReader(e.clientOpts("health"), states, e.log.With("component", "health"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := e.startTable(ctx, "health", reader); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	prod, err := producer.New(e.clientOpts("api"), e.codec)
 	if err != nil {
 		ln.Close()
@@ -162,6 +177,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		JWKSHandler:  authSrv.JWKSHandler(),
 		Producer:     prod,
 		Endpoints:    eps,
+		Health:       reader,
 		URLChecker:   ssrf.New(ssrf.AllowPrivate(cfg.AllowPrivateEndpoints)),
 		NewSecret:    webhook.NewSecret,
 		Source: func(r *http.Request) string {
