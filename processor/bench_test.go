@@ -88,19 +88,33 @@ func BenchmarkProcessorEOS(b *testing.B) {
 		b.Fatal(err)
 	}
 	recs, states := benchInput(b, codec)
-	var stateBytes int
-	for _, st := range states {
-		v, err := JSONStateCodec{}.EncodeState(st)
-		if err != nil {
-			b.Fatal(err)
-		}
-		stateBytes += len(v)
+	avro, err := model.NewStateCodec(codec)
+	if err != nil {
+		b.Fatal(err)
 	}
+	// The deployed state codec is Avro (cmd/vitals wires model.StateCodec);
+	// JSON, the package default, is measured beside it at the default size.
 	for _, tc := range []struct {
 		records  int
 		interval time.Duration
-	}{{500, 100 * time.Millisecond}, {2000, 100 * time.Millisecond}, {DefaultTransactionRecords, DefaultTransactionInterval}, {10000, 100 * time.Millisecond}} {
-		b.Run(fmt.Sprintf("txn=%d/%v", tc.records, tc.interval), func(b *testing.B) {
+		name     string
+		states   StateCodec
+	}{
+		{500, 100 * time.Millisecond, "avro", avro},
+		{2000, 100 * time.Millisecond, "avro", avro},
+		{DefaultTransactionRecords, DefaultTransactionInterval, "avro", avro},
+		{DefaultTransactionRecords, DefaultTransactionInterval, "json", JSONStateCodec{}},
+		{10000, 100 * time.Millisecond, "avro", avro},
+	} {
+		var stateBytes int
+		for _, st := range states {
+			v, err := tc.states.EncodeState(st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			stateBytes += len(v)
+		}
+		b.Run(fmt.Sprintf("txn=%d/%v/state=%s", tc.records, tc.interval, tc.name), func(b *testing.B) {
 			var elapsed time.Duration
 			var mallocs uint64
 			var commit float64
@@ -108,7 +122,7 @@ func BenchmarkProcessorEOS(b *testing.B) {
 				b.StopTimer()
 				brokers := benchCluster(b)
 				produce(b, brokers, recs)
-				p, err := New(codec, WithBrokers(brokers...), WithTransactionalID("bench"),
+				p, err := New(codec, WithBrokers(brokers...), WithTransactionalID("bench"), WithStateCodec(tc.states),
 					WithTransactionRecords(tc.records), WithTransactionInterval(tc.interval),
 					WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 				if err != nil {

@@ -9,10 +9,17 @@ BEGIN {
 	pair["Sign"] = "HMACBaseline"
 	pair["Verify"] = "HMACBaseline"
 	pair["Writer"] = "RawBatchInsert"
+	# Throughput pairs (units per second, higher is better).
+	rpair["ProcessorEOS/txn=5000/100ms/state=avro"] = "RawProduce"
+	rpair["ProcessorEOS/txn=5000/100ms/state=json"] = "RawProduce"
+	rpair["Writer"] = "RawBatchInsert"
 }
 /^Benchmark/ {
 	name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
-	for (i = 2; i <= NF; i++) if ($(i+1) == "ns/op") ns[name] = $i
+	for (i = 2; i <= NF; i++) {
+		if ($(i+1) == "ns/op") ns[name] = $i
+		if ($(i+1) ~ /\/s$/) rate[name] = $i
+	}
 }
 END {
 	printf "\n%-22s %12s %-32s %12s %8s\n", "benchmark", "ns/op", "baseline (same run)", "ns/op", "ratio"
@@ -20,5 +27,11 @@ END {
 		b = pair[n]
 		if ((n in ns) && (b in ns) && ns[b] > 0)
 			printf "%-22s %12.0f %-32s %12.0f %7.2fx\n", n, ns[n], b, ns[b], ns[n] / ns[b]
+	}
+	printf "\n%-42s %12s %-16s %12s %8s\n", "throughput", "per s", "baseline", "per s", "ratio"
+	for (n in rpair) {
+		b = rpair[n]
+		if ((n in rate) && (b in rate) && rate[b] > 0)
+			printf "%-42s %12.0f %-16s %12.0f %7.2fx\n", n, rate[n], b, rate[b], rate[n] / rate[b]
 	}
 }
