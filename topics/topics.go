@@ -3,7 +3,11 @@
 // No other package spells a topic name.
 package topics
 
-import "github.com/vitalshq/vitals/event"
+import (
+	"time"
+
+	"github.com/vitalshq/vitals/event"
+)
 
 // Topic names. The ".v1" suffix is the contract version of the record
 // format; a breaking change gets a new topic, never a rewrite of this one.
@@ -30,6 +34,19 @@ const (
 	// id (JSON; a nil value deletes). Written by the API, materialized by
 	// every API and dispatcher instance.
 	Endpoints = "vitals.endpoints.v1"
+	// DLQ holds deliveries that exhausted their retries: the derived event's
+	// record value unchanged, the endpoint and attempt history in headers
+	// (see package dispatcher/task). Written by the dispatcher; read by
+	// replays of failed deliveries.
+	DLQ = "vitals.dlq.v1"
+	// Operational holds Vitals' own operational events (JSON, keyed by
+	// endpoint id): message.attempt.exhausted, endpoint.disabled, … Written
+	// by the dispatcher; delivered as webhooks to endpoints subscribed to
+	// them.
+	Operational = "vitals.operational.v1"
+	// Replays is the compacted registry of replay jobs, keyed by replay id
+	// (JSON). Written by the API (request) and the dispatcher (progress).
+	Replays = "vitals.replays.v1"
 	// Clients is the compacted OAuth client registry, keyed by client id.
 	// Written and materialized by the API.
 	Clients = "vitals.clients.v1"
@@ -55,6 +72,26 @@ func ForDerived(eventType string) string {
 // Derived lists the three derived-event topics.
 func Derived() []string { return []string{HealthChanges, Expansion, Critical} }
 
+// Retry returns the name of the retry tier holding deliveries that wait
+// delay before their next attempt, e.g. "vitals.retry.5m0s.v1". Each delay
+// of the configured retry schedule has its tier.
+func Retry(delay time.Duration) string {
+	return "vitals.retry." + delay.String() + ".v1"
+}
+
+// RetryTiers returns the retry tier specs of a schedule (duplicates once).
+func RetryTiers(schedule []time.Duration, partitions int32) []Spec {
+	var out []Spec
+	seen := map[time.Duration]bool{}
+	for _, d := range schedule {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, Spec{Name: Retry(d), Partitions: partitions})
+		}
+	}
+	return out
+}
+
 // Spec describes how a topic is created.
 type Spec struct {
 	Name       string
@@ -79,6 +116,9 @@ func All(partitions int32) []Spec {
 		{Name: HealthChanges, Partitions: partitions},
 		{Name: Expansion, Partitions: partitions},
 		{Name: Critical, Partitions: partitions},
+		{Name: DLQ, Partitions: partitions},
+		{Name: Operational, Partitions: partitions},
+		{Name: Replays, Partitions: 1, Compacted: true},
 		{Name: Endpoints, Partitions: 1, Compacted: true},
 		{Name: Clients, Partitions: 1, Compacted: true},
 		{Name: SigningKeys, Partitions: 1, Compacted: true},
