@@ -62,7 +62,8 @@ func (e *env) prepareKafka(ctx context.Context) error {
 	if err := broker.Ping(ctx, cl); err != nil {
 		return fmt.Errorf("kafka %v unreachable: %w", e.brokers, err)
 	}
-	if err := broker.EnsureTopics(ctx, cl, topics.All(int32(e.cfg.Partitions))); err != nil {
+	specs := append(topics.All(int32(e.cfg.Partitions)), topics.RetryTiers(e.cfg.RetrySchedule, int32(e.cfg.Partitions))...)
+	if err := broker.EnsureTopics(ctx, cl, specs); err != nil {
 		return err
 	}
 	e.checks.Add("kafka", func(ctx context.Context) error {
