@@ -43,9 +43,9 @@ func ParseList(s string) []string {
 
 // EnsureTopics creates every topic in specs that does not exist yet, with
 // replication factor min(3, brokers) and cleanup.policy=compact for
-// compacted topics. Existing topics are left alone, but a data topic whose
-// partition count differs from its spec is reported in the returned error,
-// since keyed state depends on it.
+// compacted topics, and waits until each has leaders. Existing topics are
+// left as they are (the processor checks that its input and changelog
+// topics are co-partitioned before it starts).
 func EnsureTopics(ctx context.Context, cl *kgo.Client, specs []topics.Spec) error {
 	adm := kadm.NewClient(cl)
 	meta, err := adm.BrokerMetadata(ctx)
