@@ -22,6 +22,7 @@ deps:
 	$(GO) mod download
 	./deploy/clickhouse/clickhouse.sh install
 	./deploy/kafka/kafka.sh fetch
+	python3 -m pip install -q --disable-pip-version-check standardwebhooks==1.1.0
 
 ## test: unit, integration and end-to-end tests against real ClickHouse,
 ## Apache Kafka (KRaft) and kfake; services are stopped even on failure.

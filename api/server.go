@@ -14,11 +14,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vitalshq/vitals/dispatcher/task"
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/event"
 	"github.com/vitalshq/vitals/health"
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/problem"
+	"github.com/vitalshq/vitals/replay"
+	"github.com/vitalshq/vitals/webhook"
 )
 
 // Authorizer guards routes: it lets a request through to next only with a
@@ -51,8 +54,27 @@ type URLChecker interface {
 	CheckURL(ctx context.Context, rawURL string) error
 }
 
+// Replays stores replay jobs (package replay's Store).
+type Replays interface {
+	Put(ctx context.Context, j replay.Job) error
+	Get(id string) (replay.Job, bool)
+}
+
+// Tasks queues delivery tasks for the dispatcher (package replay's Queue).
+type Tasks interface {
+	Enqueue(ctx context.Context, t task.Task) error
+}
+
+// Encoder encodes derived events to their record value (package schemas'
+// Codec), for test events.
+type Encoder interface {
+	EncodeDerived(d event.Derived) ([]byte, error)
+}
+
 // Deps are the collaborators a Server routes to. All are required except
-// TokenHandler and JWKSHandler, which are mounted when set.
+// TokenHandler and JWKSHandler, which are mounted when set; Replays and
+// Tasks (replay routes) and Tasks and Encoder (test route), which are
+// routed when set; and NewSigningKey (default webhook.NewEd25519Key).
 type Deps struct {
 	Auth         Authorizer
 	TokenHandler http.Handler // POST /oauth/token
@@ -62,33 +84,47 @@ type Deps struct {
 	Health       Health
 	URLChecker   URLChecker
 	NewSecret    func() (string, error) // webhook signing secrets, "whsec_…"
-	Source       func(*http.Request) string
-	Registry     *prometheus.Registry
-	Checks       *ops.Checks
-	Logger       *slog.Logger
+	// NewSigningKey makes ed25519 keys for "signing":"ed25519" endpoints:
+	// the base64 seed (stored) and public key (shown).
+	NewSigningKey func() (seedB64, publicB64 string, err error)
+	Replays       Replays
+	Tasks         Tasks
+	Encoder       Encoder
+	Source        func(*http.Request) string
+	Registry      *prometheus.Registry
+	Checks        *ops.Checks
+	Logger        *slog.Logger
 }
 
 // Server is the Vitals HTTP API. It is an http.Handler; Serve runs it on a
 // listener.
 type Server struct {
 	d       Deps
+	o       options
 	mux     *http.ServeMux
 	now     func() time.Time
 	metrics *metrics
 }
 
 // New returns a Server routing to d.
-func New(d Deps) *Server {
+func New(d Deps, opts ...Option) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
 	if d.Checks == nil {
 		d.Checks = &ops.Checks{}
 	}
+	if d.NewSigningKey == nil {
+		d.NewSigningKey = webhook.NewEd25519Key
+	}
 	if d.Registry == nil {
 		d.Registry = ops.NewRegistry()
 	}
-	s := &Server{d: d, mux: http.NewServeMux(), now: time.Now, metrics: newMetrics(d.Registry)}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{d: d, o: o, mux: http.NewServeMux(), now: time.Now, metrics: newMetrics(d.Registry)}
 	s.routes()
 	return s
 }
@@ -107,7 +143,16 @@ func (s *Server) routes() {
 	m.Handle("POST /v1/endpoints", a.Require("endpoints:write", http.HandlerFunc(s.createEndpoint)))
 	m.Handle("GET /v1/endpoints", a.Require("endpoints:read", http.HandlerFunc(s.listEndpoints)))
 	m.Handle("GET /v1/endpoints/{id}", a.Require("endpoints:read", http.HandlerFunc(s.getEndpoint)))
+	m.Handle("PATCH /v1/endpoints/{id}", a.Require("endpoints:write", http.HandlerFunc(s.patchEndpoint)))
 	m.Handle("DELETE /v1/endpoints/{id}", a.Require("endpoints:write", http.HandlerFunc(s.deleteEndpoint)))
+	m.Handle("POST /v1/endpoints/{id}/secret/rotate", a.Require("endpoints:write", http.HandlerFunc(s.rotateSecret)))
+	if s.d.Replays != nil && s.d.Tasks != nil {
+		m.Handle("POST /v1/endpoints/{id}/replay", a.Require("endpoints:write", http.HandlerFunc(s.createReplay)))
+		m.Handle("GET /v1/replays/{id}", a.Require("endpoints:read", http.HandlerFunc(s.getReplay)))
+	}
+	if s.d.Tasks != nil && s.d.Encoder != nil {
+		m.Handle("POST /v1/endpoints/{id}/test", a.Require("endpoints:write", http.HandlerFunc(s.testEndpoint)))
+	}
 	if s.d.Health != nil {
 		m.Handle("GET /v1/customers/{id}/health", a.Require("customers:read", http.HandlerFunc(s.customerHealth)))
 	}

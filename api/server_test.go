@@ -20,6 +20,7 @@ import (
 	"github.com/vitalshq/vitals/internal/testenv"
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/producer"
+	"github.com/vitalshq/vitals/replay"
 	"github.com/vitalshq/vitals/schemas"
 	"github.com/vitalshq/vitals/ssrf"
 	"github.com/vitalshq/vitals/topics"
@@ -27,18 +28,21 @@ import (
 )
 
 type fixture struct {
-	srv    *httptest.Server
-	tokens *auth.Server
-	checks *ops.Checks
-	full   string // token with every non-admin scope
+	srv     *httptest.Server
+	tokens  *auth.Server
+	checks  *ops.Checks
+	full    string // token with every non-admin scope
+	reg     *endpoint.Registry
+	brokers []string
+	codec   *schemas.Codec
 }
 
 // newFixture serves the API over a kfake broker with real auth, producer,
 // endpoint registry and SSRF guard (private addresses refused).
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, apiOpts ...api.Option) *fixture {
 	t.Helper()
 	brokers := testenv.Kfake(t)
-	names := []string{}
+	names := []string{topics.Retry(replay.DefaultFirstDelay)}
 	for _, s := range topics.All(3) {
 		names = append(names, s.Name)
 	}
@@ -59,6 +63,21 @@ func newFixture(t *testing.T) *fixture {
 	if err := reg.WaitReady(wctx); err != nil {
 		t.Fatal(err)
 	}
+	replays, err := replay.NewStore(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdone := make(chan error, 1)
+	go func() { rdone <- replays.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-rdone })
+	if err := replays.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	qcl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(qcl.Close)
 	codec, err := schemas.New()
 	if err != nil {
 		t.Fatal(err)
@@ -84,10 +103,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	checks := &ops.Checks{}
 	h := api.New(api.Deps{Auth: tokens, TokenHandler: tokens.TokenHandler(), JWKSHandler: tokens.JWKSHandler(),
-		Producer: prod, Endpoints: reg, URLChecker: ssrf.New(), NewSecret: webhook.NewSecret, Checks: checks})
+		Producer: prod, Endpoints: reg, URLChecker: ssrf.New(), NewSecret: webhook.NewSecret, Checks: checks,
+		Replays: replays, Tasks: replay.NewQueue(qcl, replay.DefaultFirstDelay), Encoder: codec}, apiOpts...)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, tokens: tokens, checks: checks, full: full}
+	return &fixture{srv: srv, tokens: tokens, checks: checks, full: full, reg: reg, brokers: brokers, codec: codec}
 }
 
 func (f *fixture) do(t *testing.T, method, path, ct, body string) (*http.Response, map[string]any) {
@@ -156,6 +176,11 @@ func TestEndpointLifecycle(t *testing.T) {
 		{`{"url":"https://hooks.example.com/x","event_types":["churn"]}`, "event_types[0]"},
 		{`{"url":"ftp://hooks.example.com/x","event_types":["*"]}`, "url"},
 		{`{"url":"http://127.0.0.1:9/x","event_types":["*"]}`, "url"},
+		{`{"url":"https://127.0.0.1:9/x","event_types":["*"]}`, "url"},
+		{`{"url":"https://[::ffff:10.0.0.1]/x","event_types":["*"]}`, "url"},
+		{`{"url":"https://1.1.1.1/x","event_types":["*"],"headers":{"Webhook-Id":"x"}}`, "headers.Webhook-Id"},
+		{`{"url":"https://1.1.1.1/x","event_types":["*"],"rate_limit":-1}`, "rate_limit"},
+		{`{"url":"https://1.1.1.1/x","event_types":["*"],"signing":"rsa"}`, "signing"},
 		{`{"url":"http://169.254.169.254/latest/meta-data","event_types":["*"]}`, "url"},
 	} {
 		resp, m := f.do(t, http.MethodPost, "/v1/endpoints", "application/json", tc.body)

@@ -47,7 +47,9 @@ type Config struct {
 	OpsListen string // --ops-listen: /healthz, /readyz, /metrics of processor and dispatcher
 
 	// Dispatcher.
-	AllowPrivateEndpoints bool            // --allow-private-endpoints: allow loopback/private webhook URLs
+	AllowPrivateEndpoints  bool            // --allow-private-endpoints: allow loopback/private webhook URLs
+	AllowInsecureEndpoints bool            // --allow-insecure-endpoints: allow http:// webhook URLs
+	EgressProxy            string          // --egress-proxy: HTTP(S) proxy URL for webhook deliveries
 	RetrySchedule         []time.Duration // --retry-schedule: waits after the first attempt
 	DeliveryTimeout       time.Duration   // --delivery-timeout: per attempt
 
@@ -118,6 +120,8 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 	}
 	if has(Dispatch) {
 		fs.BoolVar(&c.AllowPrivateEndpoints, "allow-private-endpoints", c.AllowPrivateEndpoints, "INSECURE: allow webhook URLs on loopback, private and link-local addresses (local development)")
+		fs.BoolVar(&c.AllowInsecureEndpoints, "allow-insecure-endpoints", c.AllowInsecureEndpoints, "INSECURE: allow plain http:// webhook URLs (default: https only)")
+		fs.StringVar(&c.EgressProxy, "egress-proxy", c.EgressProxy, "HTTP(S) proxy URL webhook deliveries go through (static outbound IPs)")
 		fs.Var((*durationsValue)(&c.RetrySchedule), "retry-schedule", "comma-separated waits before each retry after the first attempt")
 		fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", c.DeliveryTimeout, "timeout of one webhook attempt")
 	}

@@ -51,7 +51,7 @@ else
 	echo "run-local: ClickHouse is not installed (Debian: apt-get install clickhouse-server); webhook attempts go to the disk spool in $data/spool" >&2
 fi
 
-"$bin" run --data-dir "$data" --listen "$listen" --allow-private-endpoints "${ch_args[@]}" &
+"$bin" run --data-dir "$data" --listen "$listen" --allow-private-endpoints --allow-insecure-endpoints "${ch_args[@]}" &
 pids+=($!)
 
 creds=$data/bootstrap-client.json

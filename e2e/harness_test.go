@@ -117,7 +117,7 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 	t.Helper()
 	pl := &pipeline{dataDir: t.TempDir()}
 	args := append([]string{"run", "--data-dir", pl.dataDir, "--listen", "127.0.0.1:0",
-		"--allow-private-endpoints", "--log-level", "debug"}, extra...)
+		"--allow-private-endpoints", "--allow-insecure-endpoints", "--log-level", "debug"}, extra...)
 	pl.proc = start(t, args...)
 	bootstrap := filepath.Join(pl.dataDir, "bootstrap-client.json")
 	eventually(t, 90*time.Second, "bootstrap-client.json", func() bool {

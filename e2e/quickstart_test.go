@@ -72,7 +72,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	pl2 := &pipeline{dataDir: pl.dataDir}
 	pl2.proc = start(t, "run", "--data-dir", pl.dataDir, "--listen", strings.TrimPrefix(pl.apiURL, "https://"),
-		"--allow-private-endpoints", "--embedded-kafka-listen", "127.0.0.1:0")
+		"--allow-private-endpoints", "--allow-insecure-endpoints", "--embedded-kafka-listen", "127.0.0.1:0")
 	pl2.creds, pl2.apiURL, pl2.http = pl.creds, pl.apiURL, pl.http
 	eventually(t, 60*time.Second, "restarted API ready", func() bool {
 		resp, err := pl2.http.Get(pl2.apiURL + "/readyz")

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -50,6 +53,31 @@ func (r *Registry) Put(ctx context.Context, e Endpoint) error { return r.table.P
 
 // Delete removes the endpoint with the given id.
 func (r *Registry) Delete(ctx context.Context, id string) error { return r.table.Delete(ctx, id) }
+
+// ErrNotFound means no endpoint has the given id.
+var ErrNotFound = errors.New("endpoint not found")
+
+// Disable marks the endpoint disabled with reason (e.g. "410 Gone"), so no
+// instance delivers to it any more; it returns once the change is stored
+// and visible here (every other instance applies it within about a second).
+// Disabling an already disabled endpoint keeps its first reason and time.
+// Like every registry write it is last-writer-wins: a concurrent PATCH of
+// the same endpoint may overwrite it.
+func (r *Registry) Disable(ctx context.Context, endpointID, reason string) error {
+	e, ok := r.table.Get(endpointID)
+	if !ok {
+		return fmt.Errorf("disable %s: %w", endpointID, ErrNotFound)
+	}
+	if e.Disabled {
+		return nil
+	}
+	now := time.Now().UTC()
+	e.Disabled, e.DisabledReason, e.DisabledAt, e.UpdatedAt = true, reason, now, now
+	if err := r.table.Put(ctx, e.ID, e); err != nil {
+		return fmt.Errorf("disable %s: %w", endpointID, err)
+	}
+	return nil
+}
 
 // Get returns the endpoint with the given id.
 func (r *Registry) Get(id string) (Endpoint, bool) { return r.table.Get(id) }

@@ -11,5 +11,7 @@
 //
 // AllowPrivate(true) turns the address checks off, for local development and
 // tests only. This package must never be bypassed by an HTTP proxy: clients
-// using its dialer must not set a Proxy.
+// using its dialer set no Proxy, or exactly Guard.Proxy, which checks each
+// target before handing it to the EgressProxy (see EgressProxy for what is
+// checked where).
 package ssrf

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"syscall"
@@ -30,8 +31,14 @@ const DefaultDialTimeout = 5 * time.Second
 // concurrent use.
 type Guard struct {
 	allowPrivate bool
-	resolver     *net.Resolver
+	resolver     HostResolver
 	dialTimeout  time.Duration
+	proxy        *url.URL
+}
+
+// HostResolver resolves host names (*net.Resolver implements it).
+type HostResolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // Option configures a Guard.
@@ -42,8 +49,9 @@ type Option func(*Guard)
 // on loopback or a private network.
 func AllowPrivate(allow bool) Option { return func(g *Guard) { g.allowPrivate = allow } }
 
-// Resolver sets the resolver CheckURL uses (default net.DefaultResolver).
-func Resolver(r *net.Resolver) Option {
+// Resolver sets the resolver CheckURL and DialContext use (default
+// net.DefaultResolver).
+func Resolver(r HostResolver) Option {
 	return func(g *Guard) {
 		if r != nil {
 			g.resolver = r
@@ -60,6 +68,23 @@ func DialTimeout(d time.Duration) Option {
 		}
 	}
 }
+
+// EgressProxy sends deliveries through an HTTP(S) forward proxy, for static
+// outbound IPs. With a proxy, Vitals never connects to endpoints itself, so
+// what is checked changes:
+//
+//   - Proxy (the http.Transport.Proxy function) resolves each request's
+//     target host with the Guard's resolver and refuses the request unless
+//     every address is allowed, before anything is sent to the proxy;
+//   - DialContext lets through connections to the proxy's own host and
+//     port, even when that is a private address (it usually is), and
+//     refuses every other forbidden address as without a proxy.
+//
+// The proxy resolves the target again itself, so DNS rebinding between the
+// two resolutions is the proxy's to refuse: configure its egress policy to
+// deny the same ranges (e.g. squid "acl to_localnet dst …; http_access
+// deny to_localnet"). AllowPrivate still turns the target checks off.
+func EgressProxy(u *url.URL) Option { return func(g *Guard) { g.proxy = u } }
 
 // New returns a Guard that refuses forbidden addresses unless AllowPrivate.
 func New(opts ...Option) *Guard {
@@ -115,6 +140,31 @@ func (g *Guard) CheckAddr(ip netip.Addr) error {
 	return nil
 }
 
+// Proxy is an http.Transport.Proxy function: nil without EgressProxy;
+// otherwise it checks the request's target (see EgressProxy) and returns
+// the proxy URL.
+func (g *Guard) Proxy(req *http.Request) (*url.URL, error) {
+	if g.proxy == nil {
+		return nil, nil
+	}
+	if err := g.CheckURL(req.Context(), req.URL.String()); err != nil {
+		return nil, err
+	}
+	return g.proxy, nil
+}
+
+// isProxy reports whether address (host:port as dialled) is the proxy's.
+func (g *Guard) isProxy(address string) bool {
+	if g.proxy == nil {
+		return false
+	}
+	port := g.proxy.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[g.proxy.Scheme]
+	}
+	return address == net.JoinHostPort(g.proxy.Hostname(), port)
+}
+
 // Control is a net.Dialer Control function: it refuses the connection when
 // the address about to be dialled (an IP, after resolution) is forbidden.
 func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
@@ -132,9 +182,42 @@ func (g *Guard) Dialer() *net.Dialer {
 }
 
 // DialContext dials like net.Dialer.DialContext, refusing forbidden
-// addresses after resolution. Use it as http.Transport.DialContext.
+// addresses: it resolves a host name with the Guard's resolver at dial time
+// (not the one CheckURL saw at registration, which defeats DNS rebinding),
+// refuses if any address is forbidden, and dials the addresses it got;
+// Control checks each again. Use it as http.Transport.DialContext. The
+// EgressProxy's own address is let through.
 func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	return g.Dialer().DialContext(ctx, network, address)
+	if g.isProxy(address) {
+		return (&net.Dialer{Timeout: g.dialTimeout, KeepAlive: 30 * time.Second}).DialContext(ctx, network, address)
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("%w: unparsable dial address %q", ErrForbiddenAddress, address)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return g.Dialer().DialContext(ctx, network, address)
+	}
+	addrs, err := g.resolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnresolvable, host, err)
+	}
+	for _, ip := range addrs {
+		if err := g.CheckAddr(ip); err != nil {
+			return nil, fmt.Errorf("dial %s: %w", host, err)
+		}
+	}
+	var firstErr error
+	for _, ip := range addrs {
+		c, err := g.Dialer().DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port))
+		if err == nil {
+			return c, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
 }
 
 // Forbidden names the forbidden range ip belongs to, or returns "" when ip

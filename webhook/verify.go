@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,6 +20,7 @@ const DefaultTolerance = 5 * time.Minute
 // It is safe for concurrent use.
 type Verifier struct {
 	keys      [][]byte
+	pubs      []ed25519.PublicKey
 	tolerance time.Duration
 	now       func() time.Time
 }
@@ -28,6 +30,7 @@ type VerifierOption func(*verifierConfig)
 
 type verifierConfig struct {
 	extra     []string
+	pubs      []string
 	tolerance time.Duration
 	now       func() time.Time
 }
@@ -57,15 +60,34 @@ func AlsoAccept(secret string) VerifierOption {
 	return func(c *verifierConfig) { c.extra = append(c.extra, secret) }
 }
 
+// AcceptEd25519 makes the verifier accept "v1a," ed25519 signatures made
+// with the private key of publicKey (base64, optionally "whpk_"-prefixed).
+func AcceptEd25519(publicKey string) VerifierOption {
+	return func(c *verifierConfig) { c.pubs = append(c.pubs, publicKey) }
+}
+
 // NewVerifier returns a Verifier for secret (with or without the "whsec_"
-// prefix). It fails with ErrBadSecret when a secret does not parse.
+// prefix). It fails with ErrBadSecret when a secret does not parse, and
+// with ErrBadKey when a public key does not. secret may be empty when
+// AcceptEd25519 is given: the verifier then checks only v1a signatures.
 func NewVerifier(secret string, opts ...VerifierOption) (*Verifier, error) {
 	c := verifierConfig{tolerance: DefaultTolerance, now: time.Now}
 	for _, o := range opts {
 		o(&c)
 	}
 	v := &Verifier{tolerance: c.tolerance, now: c.now}
-	for _, s := range append([]string{secret}, c.extra...) {
+	for _, p := range c.pubs {
+		pub, err := ParsePublicKey(p)
+		if err != nil {
+			return nil, fmt.Errorf("new verifier: %w", err)
+		}
+		v.pubs = append(v.pubs, pub)
+	}
+	secrets := append([]string{secret}, c.extra...)
+	if secret == "" && len(v.pubs) > 0 {
+		secrets = c.extra
+	}
+	for _, s := range secrets {
 		key, err := ParseSecret(s)
 		if err != nil {
 			return nil, fmt.Errorf("new verifier: %w", err)
@@ -77,7 +99,8 @@ func NewVerifier(secret string, opts ...VerifierOption) (*Verifier, error) {
 
 // Verify checks the Standard Webhooks headers in h against body. It returns
 // nil when the timestamp is within tolerance and at least one v1 signature
-// in webhook-signature matches under one of the verifier's secrets.
+// in webhook-signature matches under one of the verifier's secrets, or one
+// v1a signature under one of its ed25519 public keys (AcceptEd25519).
 // Signatures of other versions, and malformed entries, are ignored.
 func (v *Verifier) Verify(h http.Header, body []byte) error {
 	return v.VerifyValues(h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature), body)
@@ -108,6 +131,19 @@ func (v *Verifier) VerifyValues(msgID, timestamp, signatures string, body []byte
 	var got [sha256.Size]byte
 	for entry := range strings.FieldsSeq(signatures) {
 		version, sig, ok := strings.Cut(entry, ",")
+		if ok && version == SignatureVersionEd25519 && len(v.pubs) > 0 {
+			raw, err := base64.StdEncoding.DecodeString(sig)
+			if err != nil || len(raw) != ed25519.SignatureSize {
+				continue
+			}
+			content := signedContent(msgID, unix, body)
+			for _, pub := range v.pubs {
+				if ed25519.Verify(pub, content, raw) {
+					return nil
+				}
+			}
+			continue
+		}
 		if !ok || version != SignatureVersion {
 			continue
 		}

@@ -24,12 +24,22 @@ const (
 // encoding of the key.
 const SecretPrefix = "whsec_"
 
-// SignatureVersion is the only signature scheme Vitals produces and accepts:
-// HMAC-SHA256.
+// SignatureVersion is the symmetric signature scheme: HMAC-SHA256.
 const SignatureVersion = "v1"
+
+// SignatureVersionEd25519 is the asymmetric signature scheme: ed25519 over
+// the same signed content, verified with the endpoint's public key.
+const SignatureVersionEd25519 = "v1a"
 
 // secretBytes is the key length of secrets made by NewSecret.
 const secretBytes = 32
+
+// MinSecretBytes and MaxSecretBytes bound the key length of a secret
+// ParseSecret accepts (Standard Webhooks: 24 to 64 bytes).
+const (
+	MinSecretBytes = 24
+	MaxSecretBytes = 64
+)
 
 // Named failure classes. Errors returned by this package wrap one of them;
 // test with errors.Is.
@@ -65,7 +75,7 @@ func NewSecret() (string, error) {
 
 // ParseSecret returns the HMAC key of a secret. The "whsec_" prefix is
 // optional, as in the Standard Webhooks reference libraries; what follows
-// must be non-empty standard base64.
+// must be standard base64 of MinSecretBytes to MaxSecretBytes bytes.
 func ParseSecret(secret string) ([]byte, error) {
 	s := strings.TrimPrefix(secret, SecretPrefix)
 	if s == "" {
@@ -75,8 +85,8 @@ func ParseSecret(secret string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: not base64 after %q", ErrBadSecret, SecretPrefix)
 	}
-	if len(key) == 0 {
-		return nil, fmt.Errorf("%w: empty key", ErrBadSecret)
+	if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
+		return nil, fmt.Errorf("%w: key is %d bytes, want %d to %d", ErrBadSecret, len(key), MinSecretBytes, MaxSecretBytes)
 	}
 	return key, nil
 }
@@ -102,6 +112,16 @@ func SignKey(key []byte, msgID string, unix int64, body []byte) string {
 	out[n] = ','
 	base64.StdEncoding.Encode(out[n+1:], mac)
 	return string(out)
+}
+
+// signedContent is what both schemes sign: msgID "." unix seconds "." body.
+func signedContent(msgID string, unix int64, body []byte) []byte {
+	out := make([]byte, 0, len(msgID)+len(body)+22)
+	out = append(out, msgID...)
+	out = append(out, '.')
+	out = strconv.AppendInt(out, unix, 10)
+	out = append(out, '.')
+	return append(out, body...)
 }
 
 // computeMAC appends HMAC-SHA256(key, id.ts.body) to dst.

@@ -118,6 +118,9 @@ func (e *env) runStages(ctx context.Context, withAPI, withProcessor, withDispatc
 	if len(e.brokers) == 0 {
 		return fmt.Errorf("%w: --kafka-brokers (or %s) is required", errUsage, config.EnvName("kafka-brokers"))
 	}
+	if len(e.cfg.RetrySchedule) == 0 {
+		return fmt.Errorf("%w: --retry-schedule needs at least one duration, e.g. 5s,5m,30m", errUsage)
+	}
 	if err := e.prepareKafka(e.g.ctx); err != nil {
 		return err
 	}

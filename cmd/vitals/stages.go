@@ -27,6 +27,7 @@ import (
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/processor"
 	"github.com/vitalshq/vitals/processor/model"
+	"github.com/vitalshq/vitals/replay"
 	"github.com/vitalshq/vitals/producer"
 	"github.com/vitalshq/vitals/schemas"
 	"github.com/vitalshq/vitals/ssrf"
@@ -44,6 +45,8 @@ type env struct {
 	reg     *prometheus.Registry
 	checks  *ops.Checks
 	g       *group
+
+	replays *replay.Store // shared by the API and the dispatcher of one process
 }
 
 func (e *env) clientOpts(name string) []kgo.Opt {
@@ -101,6 +104,35 @@ func (e *env) endpoints(ctx context.Context) (*endpoint.Registry, error) {
 		return nil, err
 	}
 	return reg, e.startTable(ctx, "endpoints", reg)
+}
+
+// replayStore returns the process's replay job store, started once.
+func (e *env) replayStore(ctx context.Context) (*replay.Store, error) {
+	if e.replays != nil {
+		return e.replays, nil
+	}
+	st, err := replay.NewStore(e.clientOpts("replays"))
+	if err != nil {
+		return nil, err
+	}
+	if err := e.startTable(ctx, "replays", st); err != nil {
+		return nil, err
+	}
+	e.replays = st
+	return st, nil
+}
+
+// guard returns the SSRF guard of webhook URLs, with the egress proxy.
+func (e *env) guard() (*ssrf.Guard, error) {
+	opts := []ssrf.Option{ssrf.AllowPrivate(e.cfg.AllowPrivateEndpoints)}
+	if e.cfg.EgressProxy != "" {
+		u, err := url.Parse(e.cfg.EgressProxy)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("--egress-proxy %q: want a URL such as http://proxy.internal:3128", e.cfg.EgressProxy)
+		}
+		opts = append(opts, ssrf.EgressProxy(u))
+	}
+	return ssrf.New(opts...), nil
 }
 
 // startAPI wires and serves the HTTP API. It returns once the listener is
@@ -167,6 +199,22 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		ln.Close()
 		return nil, err
 	}
+	replays, err := e.replayStore(ctx)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	queueClient, err := kgo.NewClient(e.clientOpts("replay-queue")...)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	guard, err := e.guard()
+	if err != nil {
+		ln.Close()
+		queueClient.Close()
+		return nil, err
+	}
 	prod, err := producer.New(e.clientOpts("api"), e.codec)
 	if err != nil {
 		ln.Close()
@@ -179,7 +227,10 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		Producer:     prod,
 		Endpoints:    eps,
 		Health:       reader,
-		URLChecker:   ssrf.New(ssrf.AllowPrivate(cfg.AllowPrivateEndpoints)),
+		Replays:      replays,
+		Tasks:        replay.NewQueue(queueClient, cfg.RetrySchedule[0]),
+		Encoder:      e.codec,
+		URLChecker:   guard,
 		NewSecret:    webhook.NewSecret,
 		Source: func(r *http.Request) string {
 			if p, ok := auth.PrincipalFrom(r.Context()); ok {
@@ -190,9 +241,10 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		Registry: e.reg,
 		Checks:   e.checks,
 		Logger:   e.log.With("component", "api"),
-	})
+	}, api.AllowInsecureEndpoints(cfg.AllowInsecureEndpoints))
 	e.g.Go("api", func(ctx context.Context) error {
 		defer prod.Close()
+		defer queueClient.Close()
 		return srv.Serve(ctx, ln, tlsCfg)
 	})
 	e.log.Info("API listening", "url", publicURL, "tls", tlsCfg != nil, "token_url", publicURL+"/oauth/token")
@@ -254,6 +306,13 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 	}
 	// The attempt log outlives the dispatcher: it stops only after the
 	// dispatcher's last attempt was appended, so shutdown loses no row.
+	replays, err := e.replayStore(ctx)
+	if err != nil {
+		return err
+	}
+	runner := replay.NewRunner(e.clientOpts("replay"), replays, eps, e.codec,
+		replay.FirstDelay(cfg.RetrySchedule[0]), replay.Logger(e.log.With("component", "replay")))
+	e.g.Go("replay", runner.Run)
 	e.g.Go("dispatcher", func(ctx context.Context) error {
 		dctx, stopDispatcher := context.WithCancel(ctx)
 		defer stopDispatcher()
