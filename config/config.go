@@ -50,8 +50,8 @@ type Config struct {
 	AllowPrivateEndpoints  bool            // --allow-private-endpoints: allow loopback/private webhook URLs
 	AllowInsecureEndpoints bool            // --allow-insecure-endpoints: allow http:// webhook URLs
 	EgressProxy            string          // --egress-proxy: HTTP(S) proxy URL for webhook deliveries
-	RetrySchedule         []time.Duration // --retry-schedule: waits after the first attempt
-	DeliveryTimeout       time.Duration   // --delivery-timeout: per attempt
+	RetrySchedule          []time.Duration // --retry-schedule: waits after the first attempt
+	DeliveryTimeout        time.Duration   // --delivery-timeout: per attempt
 
 	// Analytics.
 	ClickHouseAddr     string // --clickhouse-addr: native protocol HOST:PORT; empty = disk spool
