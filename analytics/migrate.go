@@ -51,6 +51,16 @@ CREATE TABLE IF NOT EXISTS {db}.webhook_attempts (
 ) ENGINE = MergeTree()
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (endpoint_id, timestamp, attempt_id)`}},
+		{version: 2, stmts: []string{`
+CREATE TABLE IF NOT EXISTS {db}.endpoint_state_changes (
+    endpoint_id String,
+    from_state  String,
+    to_state    String,
+    reason      String,
+    timestamp   DateTime
+) ENGINE = MergeTree()
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (endpoint_id, timestamp)`}},
 	}
 }
 

@@ -116,6 +116,8 @@ type Writer struct {
 	mu       sync.RWMutex  // Lock excludes Appends in flight; guards closed
 	closed   bool
 	running  atomic.Bool
+	// stateReady says endpoint_state_changes exists (AppendStateChange).
+	stateReady atomic.Bool
 
 	// State owned by the Run goroutine.
 	up       bool // the last insert or probe succeeded

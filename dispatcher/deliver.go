@@ -2,146 +2,292 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/sony/gobreaker/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vitalshq/vitals/analytics"
+	"github.com/vitalshq/vitals/dispatcher/task"
 	"github.com/vitalshq/vitals/endpoint"
-	"github.com/vitalshq/vitals/event"
-	"github.com/vitalshq/vitals/webhook"
+	"github.com/vitalshq/vitals/topics"
 )
 
-// endpointState is what the dispatcher keeps per endpoint id: its circuit
-// breaker and a bound on simultaneous requests.
-type endpointState struct {
-	breaker *gobreaker.CircuitBreaker[Response]
-	slots   chan struct{}
+// ErrEndpointGone means the endpoint answered 410 Gone: it is disabled.
+var ErrEndpointGone = errors.New("dispatcher: endpoint gone (410)")
+
+// job is one delivery to make now: a task, the endpoint it is bound for and
+// the webhook body.
+type job struct {
+	t    task.Task
+	ep   endpoint.Endpoint
+	body []byte
+	// wait and done order an ordered endpoint's deliveries per customer
+	// (endpointState.ticket); nil otherwise.
+	wait <-chan struct{}
+	done func()
 }
 
-func (d *Dispatcher) endpointState(id string) *endpointState {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	st := d.perEndpoint[id]
-	if st == nil {
-		failures := d.cfg.breakerFailures
-		st = &endpointState{
-			slots: make(chan struct{}, d.cfg.endpointConcurrency),
-			breaker: gobreaker.NewCircuitBreaker[Response](gobreaker.Settings{
-				Name:        id,
-				MaxRequests: 1, // one trial request while half-open
-				Timeout:     d.cfg.breakerOpen,
-				ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
-				// A cancelled attempt says nothing about the endpoint.
-				IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
-				OnStateChange: func(name string, from, to gobreaker.State) {
-					d.log.Info("circuit breaker", "endpoint_id", name, "from", from.String(), "to", to.String())
-				},
-			}),
-		}
-		d.perEndpoint[id] = st
+// writeTimeout bounds producing a task, a dead letter or an operational
+// event; it runs past the dispatcher's cancellation so an attempt made is
+// not repeated needlessly.
+const writeTimeout = 10 * time.Second
+
+// run makes one attempt of j, or hands it on without one, and reports
+// whether j is settled: delivered, or its next step (retry tier, dead
+// letter) durably written. false means the caller must not commit: the
+// delivery is made again by whoever reads the record next.
+func (d *Dispatcher) run(ctx context.Context, j job) bool {
+	if j.done != nil {
+		defer j.done()
 	}
-	return st
-}
-
-// deliver runs the attempts of one event to one endpoint. It reports
-// whether the delivery finished (delivered, or given up after its bounded
-// attempts); false means ctx ended it and the record must not be committed.
-func (d *Dispatcher) deliver(ctx context.Context, ev event.Derived, body []byte, ep endpoint.Endpoint) bool {
-	st := d.endpointState(ep.ID)
-	allowed := d.attemptsAllowed()
-	log := d.log.With("event_id", ev.EventID, "event", ev.Event, "endpoint_id", ep.ID)
-	for n := 1; ; n++ {
-		last := n >= allowed
-		row, err := d.attempt(ctx, st, ev, body, ep, n)
-		if ctx.Err() != nil && err != nil {
-			row.Outcome, row.ErrorClass = analytics.OutcomeFailed, ClassCanceled
-			d.record(ctx, row, log, err)
-			return false
-		}
-		switch {
-		case err == nil:
-			row.Outcome = analytics.OutcomeDelivered
-		case last || row.ErrorClass == ClassBadSecret:
-			row.Outcome = analytics.OutcomeExhausted
-		case row.ErrorClass == ClassCircuitOpen:
-			row.Outcome = analytics.OutcomeCircuitOpen
-		default:
-			row.Outcome = analytics.OutcomeFailed
-		}
-		d.record(ctx, row, log, err)
-		if row.Outcome == analytics.OutcomeDelivered || row.Outcome == analytics.OutcomeExhausted {
-			d.metrics.deliveries.WithLabelValues(row.Outcome).Inc()
-			if row.Outcome == analytics.OutcomeExhausted {
-				log.Error("webhook delivery given up", "attempts", n, "error_class", row.ErrorClass, "err", err)
-			}
-			return true
-		}
-		wait := time.NewTimer(d.retryWait(n))
+	if j.wait != nil {
 		select {
-		case <-wait.C:
+		case <-j.wait:
 		case <-ctx.Done():
-			wait.Stop()
 			return false
 		}
 	}
-}
-
-// attempt signs and sends attempt n through the endpoint's breaker. The
-// returned row has everything but the outcome.
-func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, ev event.Derived, body []byte, ep endpoint.Endpoint, n int) (analytics.WebhookAttempt, error) {
-	row := analytics.WebhookAttempt{
-		AttemptID: uuid.NewString(), EventID: ev.EventID, EventType: ev.Event, CustomerID: ev.CustomerID,
-		EndpointID: ep.ID, URLHost: urlHost(ep.URL), Attempt: uint16(min(n, 1<<16-1)),
+	st := d.state(j.ep)
+	log := d.log.With("event_id", j.t.EventID, "event", j.t.EventType, "endpoint_id", j.ep.ID)
+	if j.ep.Disabled || st.isDisabled() {
+		// The endpoint was disabled since the task was written: keep the
+		// delivery for a replay once it is enabled again.
+		return d.deadLetter(ctx, j.t, log, false)
 	}
-	select {
-	case st.slots <- struct{}{}:
-	case <-ctx.Done():
-		row.Timestamp = time.Now().UTC()
-		return row, ctx.Err()
+	// Admission: a delivery waits at most the admission wait for a slot
+	// and a rate token of its endpoint; a saturated endpoint does not hold
+	// the partition longer: the delivery moves to the first retry tier
+	// without using an attempt.
+	var release func()
+	if len(d.cfg.schedule) == 0 {
+		var err error
+		if release, err = st.acquire(ctx); err != nil {
+			return false
+		}
+	} else {
+		var ok bool
+		if release, ok = st.acquireWithin(ctx, d.cfg.rateWait); !ok {
+			if ctx.Err() != nil {
+				return false
+			}
+			return d.deferTask(ctx, j.t, "in_flight", log)
+		}
 	}
-	defer func() { <-st.slots }()
+	defer release()
+	if !st.reserve(ctx, d.cfg.rateWait) {
+		if ctx.Err() != nil {
+			return false
+		}
+		if len(d.cfg.schedule) > 0 {
+			return d.deferTask(ctx, j.t, "rate_limit", log)
+		}
+	}
 
 	start := time.Now()
-	row.Timestamp = start.UTC()
-	h := make(http.Header, 5)
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", UserAgent)
-	if err := webhook.Headers(h, ev.EventID, start, body, ep.Secret); err != nil {
-		row.ErrorClass = ClassBadSecret
-		return row, fmt.Errorf("dispatch %s to %s: %w", ev.EventID, ep.ID, err)
+	row, resp, err := d.attempt(ctx, st, j)
+	if err != nil && ctx.Err() != nil {
+		row.Outcome, row.ErrorClass = analytics.OutcomeFailed, ClassCanceled
+		d.record(ctx, row, resp, log, err)
+		return false
 	}
-	req := &Request{EndpointID: ep.ID, URL: ep.URL, Header: h, Body: body}
-	resp, err := st.breaker.Execute(func() (Response, error) { return d.sender.Send(ctx, req) })
+	n := j.t.Attempts + 1
+	first := j.t.FirstAttempt
+	if first.IsZero() {
+		first = start
+	}
+	if err == nil {
+		row.Outcome = analytics.OutcomeDelivered
+		d.record(ctx, row, resp, log, nil)
+		st.succeeded(start)
+		d.metrics.deliveries.WithLabelValues(analytics.OutcomeDelivered).Inc()
+		return true
+	}
+
+	next := j.t
+	next.Attempts, next.FirstAttempt = n, first
+	next.LastError, next.LastStatus = row.ErrorClass, resp.StatusCode
+	switch {
+	case resp.StatusCode == http.StatusGone:
+		row.Outcome = analytics.OutcomeExhausted
+		d.record(ctx, row, resp, log, err)
+		d.disable(ctx, st, j.ep, "410 Gone", "gone", log)
+		return d.deadLetter(ctx, next, log, false)
+	case n >= d.cfg.maxAttempts || row.ErrorClass == ClassBadSecret:
+		row.Outcome = analytics.OutcomeExhausted
+		d.record(ctx, row, resp, log, err)
+		log.Error("webhook delivery given up", "attempts", n, "error_class", row.ErrorClass, "err", err)
+		return d.deadLetter(ctx, next, log, !isOperational(j.t.EventType))
+	case row.ErrorClass == ClassCircuitOpen:
+		row.Outcome = analytics.OutcomeCircuitOpen
+	default:
+		row.Outcome = analytics.OutcomeFailed
+	}
+	d.record(ctx, row, resp, log, err)
+	if since := st.failed(first, start); d.cfg.autoDisableAfter > 0 && start.Sub(since) >= d.cfg.autoDisableAfter {
+		d.disable(ctx, st, j.ep, fmt.Sprintf("all attempts failed for %s", start.Sub(since).Round(time.Second)), "failing", log)
+		return d.deadLetter(ctx, next, log, false)
+	}
+	wait := d.retryWait(n, resp, start)
+	next.DueAt = start.Add(wait)
+	tier := topics.Retry(d.cfg.schedule[min(n, len(d.cfg.schedule))-1])
+	if err := d.produce(ctx, next.Record(tier)); err != nil {
+		log.Error("retry not scheduled; the delivery will be made again", "tier", tier, "err", err)
+		return false
+	}
+	d.metrics.retries.WithLabelValues(tier).Inc()
+	return true
+}
+
+// deferTask writes t unchanged (no attempt used) to the first retry tier.
+func (d *Dispatcher) deferTask(ctx context.Context, t task.Task, reason string, log *slog.Logger) bool {
+	wait := d.jittered(d.cfg.schedule[0])
+	t.DueAt = time.Now().Add(wait)
+	tier := topics.Retry(d.cfg.schedule[0])
+	if err := d.produce(ctx, t.Record(tier)); err != nil {
+		log.Error("deferral not written; the delivery will be made again", "tier", tier, "err", err)
+		return false
+	}
+	d.metrics.deferred.WithLabelValues(reason).Inc()
+	log.Debug("delivery deferred to the first retry tier", "reason", reason, "wait", wait)
+	return true
+}
+
+// deadLetter writes t to the dead-letter topic and, when exhausted, the
+// message.attempt.exhausted operational event.
+func (d *Dispatcher) deadLetter(ctx context.Context, t task.Task, log *slog.Logger, exhausted bool) bool {
+	recs := []*kgo.Record{t.Record(topics.DLQ)}
+	if exhausted {
+		op := newOperational(OperationalEvent{Type: endpoint.OpAttemptExhausted, EndpointID: t.EndpointID,
+			EventID: t.EventID, EventType: t.EventType, Attempts: t.Attempts, LastError: t.LastError,
+			LastStatus: t.LastStatus, Timestamp: time.Now()})
+		recs = append(recs, d.operationalRecord(op))
+	}
+	if err := d.produce(ctx, recs...); err != nil {
+		log.Error("dead letter not written; the delivery will be made again", "err", err)
+		return false
+	}
+	d.metrics.deliveries.WithLabelValues(analytics.OutcomeExhausted).Inc()
+	return true
+}
+
+// disable disables ep through the Disabler and emits endpoint.disabled,
+// once per process.
+func (d *Dispatcher) disable(ctx context.Context, st *endpointState, ep endpoint.Endpoint, reason, cause string, log *slog.Logger) {
+	if !st.markDisabled() {
+		return
+	}
+	d.metrics.disabled.WithLabelValues(cause).Inc()
+	log.Warn("disabling endpoint", "reason", reason)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if d.cfg.disabler != nil {
+		if err := d.cfg.disabler.Disable(wctx, ep.ID, reason); err != nil {
+			log.Error("endpoint not disabled in the registry", "reason", reason, "err", err)
+		}
+	} else {
+		log.Warn("no Disabler configured: the endpoint stays enabled in the registry")
+	}
+	d.recordState(ep.ID, "enabled", "disabled", reason)
+	op := newOperational(OperationalEvent{Type: endpoint.OpEndpointDisabled, EndpointID: ep.ID, Reason: reason,
+		Timestamp: time.Now()})
+	if err := d.produce(ctx, d.operationalRecord(op)); err != nil {
+		log.Error("endpoint.disabled event not written", "err", err)
+	}
+}
+
+// operationalRecord is op as a record of topics.Operational.
+func (d *Dispatcher) operationalRecord(op OperationalEvent) *kgo.Record {
+	b, _ := json.Marshal(op) // plain fields: cannot fail
+	return &kgo.Record{Topic: topics.Operational, Key: []byte(op.EndpointID), Value: b}
+}
+
+// produce writes recs and waits for the acks, past ctx's cancellation
+// within writeTimeout.
+func (d *Dispatcher) produce(ctx context.Context, recs ...*kgo.Record) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	return d.producer().ProduceSync(wctx, recs...).FirstErr()
+}
+
+// attempt signs and sends one attempt through the endpoint's breaker. The
+// returned row has everything but the outcome.
+func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, j job) (analytics.WebhookAttempt, Response, error) {
+	now := time.Now()
+	row := analytics.WebhookAttempt{
+		AttemptID: uuid.NewString(), EventID: j.t.EventID, EventType: j.t.EventType, CustomerID: j.t.CustomerID,
+		EndpointID: j.ep.ID, URLHost: urlHost(j.ep.URL), Attempt: uint16(min(j.t.Attempts+1, 1<<16-1)),
+		Timestamp: now.UTC(),
+	}
+	ok, probe := st.admit()
+	if !ok {
+		row.ErrorClass = ClassCircuitOpen
+		return row, Response{}, fmt.Errorf("dispatch %s to %s: %w", j.t.EventID, j.ep.ID, ErrCircuitOpen)
+	}
+	if probe {
+		defer st.endProbe()
+	}
+	h, err := requestHeader(j.ep, j.t.EventID, now, j.body)
+	if err != nil {
+		row.ErrorClass = ClassBadSecret
+		return row, Response{}, fmt.Errorf("dispatch %s to %s: %w", j.t.EventID, j.ep.ID, err)
+	}
+	req := &Request{EndpointID: j.ep.ID, URL: j.ep.URL, Header: h, Body: j.body}
+	resp, err := st.breaker.Execute(func() (Response, error) {
+		resp, err := d.sender.Send(ctx, req)
+		if err != nil {
+			// gobreaker returns a zero Response with an error; keep ours.
+			return resp, &sendError{resp: resp, err: err}
+		}
+		return resp, nil
+	})
+	var se *sendError
+	if errors.As(err, &se) {
+		resp, err = se.resp, se.err
+	}
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		row.ErrorClass = ClassCircuitOpen
-		return row, fmt.Errorf("dispatch %s to %s: %w", ev.EventID, ep.ID, ErrCircuitOpen)
+		return row, Response{}, fmt.Errorf("dispatch %s to %s: %w", j.t.EventID, j.ep.ID, ErrCircuitOpen)
 	}
-	row.LatencyMs = uint32(min(time.Since(start).Milliseconds(), 1<<32-1))
+	row.LatencyMs = uint32(min(time.Since(now).Milliseconds(), 1<<32-1))
 	row.StatusCode = uint16(max(0, min(resp.StatusCode, 1<<16-1)))
 	row.ErrorClass = Classify(resp.StatusCode, err)
 	if err != nil {
-		err = fmt.Errorf("dispatch %s to %s: %w", ev.EventID, ep.ID, err)
+		if resp.StatusCode == http.StatusGone {
+			err = fmt.Errorf("%w: %w", ErrEndpointGone, err)
+		}
+		err = fmt.Errorf("dispatch %s to %s: %w", j.t.EventID, j.ep.ID, err)
 	}
-	return row, err
+	return row, resp, err
 }
 
+// sendError carries a failed attempt's response through the breaker.
+type sendError struct {
+	resp Response
+	err  error
+}
+
+func (e *sendError) Error() string { return e.err.Error() }
+func (e *sendError) Unwrap() error { return e.err }
+
 // record counts, logs and sinks one attempt row.
-func (d *Dispatcher) record(ctx context.Context, row analytics.WebhookAttempt, log *slog.Logger, err error) {
+func (d *Dispatcher) record(ctx context.Context, row analytics.WebhookAttempt, resp Response, log *slog.Logger, err error) {
 	d.metrics.attempts.WithLabelValues(row.Outcome, row.ErrorClass).Inc()
 	if row.ErrorClass != ClassCircuitOpen && row.ErrorClass != ClassBadSecret && row.ErrorClass != ClassCanceled {
 		d.metrics.latency.WithLabelValues(row.Outcome).Observe(float64(row.LatencyMs) / 1000)
 	}
 	if err != nil {
 		log.Warn("webhook attempt failed", "attempt", row.Attempt, "outcome", row.Outcome,
-			"error_class", row.ErrorClass, "status", row.StatusCode, "err", err)
+			"error_class", row.ErrorClass, "status", row.StatusCode, "response_excerpt", string(resp.Body), "err", err)
 	} else {
 		log.Debug("webhook delivered", "attempt", row.Attempt, "status", row.StatusCode, "latency_ms", row.LatencyMs)
 	}
@@ -158,13 +304,21 @@ func (d *Dispatcher) record(ctx context.Context, row analytics.WebhookAttempt, l
 }
 
 // retryWait is the wait after failed attempt n: the schedule's n-th entry
-// (the last one repeated), ± the jitter.
-func (d *Dispatcher) retryWait(n int) time.Duration {
+// (the last one repeated), ± the jitter; a Retry-After on 429 or 503 makes
+// it no shorter than asked, up to the schedule's longest wait.
+func (d *Dispatcher) retryWait(n int, resp Response, now time.Time) time.Duration {
 	s := d.cfg.schedule
-	if len(s) == 0 {
-		return 0
+	wait := d.jittered(s[min(n, len(s))-1])
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if ra, ok := retryAfter(resp.Header, now); ok {
+			wait = max(wait, min(ra, slices.Max(s)))
+		}
 	}
-	base := s[min(n, len(s))-1]
+	return wait
+}
+
+// jittered is base ± the jitter.
+func (d *Dispatcher) jittered(base time.Duration) time.Duration {
 	if d.cfg.jitter == 0 || base == 0 {
 		return base
 	}

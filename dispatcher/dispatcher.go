@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vitalshq/vitals/analytics"
+	"github.com/vitalshq/vitals/dispatcher/task"
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/event"
 	"github.com/vitalshq/vitals/ssrf"
@@ -25,10 +26,13 @@ type Decoder interface {
 	DecodeDerived(value []byte) (event.Derived, error)
 }
 
-// Endpoints returns the enabled endpoints subscribed to an event type (the
-// materialized endpoint registry implements it).
+// Endpoints is the endpoint registry as the dispatcher reads it (the
+// materialized *endpoint.Registry implements it): the enabled endpoints
+// subscribed to an event type, and one endpoint by id for the deliveries
+// waiting in the retry tiers.
 type Endpoints interface {
 	Subscribed(eventType string) []endpoint.Endpoint
+	Get(id string) (endpoint.Endpoint, bool)
 }
 
 // AttemptSink records webhook attempts (the analytics writer implements it).
@@ -36,12 +40,25 @@ type AttemptSink interface {
 	Append(ctx context.Context, a analytics.WebhookAttempt) error
 }
 
+// StateSink records endpoint state changes: breaker transitions and
+// disablings (the analytics writer implements it).
+type StateSink interface {
+	AppendStateChange(ctx context.Context, c analytics.EndpointStateChange) error
+}
+
+// Disabler disables an endpoint in the registry, with a reason shown to its
+// owner (e.g. "410 Gone"). The dispatcher never writes the registry itself.
+type Disabler interface {
+	Disable(ctx context.Context, endpointID, reason string) error
+}
+
 // ErrAlreadyRunning is returned by Run when the Dispatcher is running or
 // has run.
 var ErrAlreadyRunning = errors.New("dispatcher: Run called twice")
 
-// Dispatcher consumes derived events and delivers them as webhooks. Build it
-// with New; Run does the work.
+// Dispatcher consumes derived and operational events and delivers them as
+// webhooks, with retries in tier topics. Build it with New; Run does the
+// work.
 type Dispatcher struct {
 	brokers   []string
 	decoder   Decoder
@@ -51,6 +68,7 @@ type Dispatcher struct {
 	metrics   *metrics
 	log       *slog.Logger
 	started   atomic.Bool
+	prod      atomic.Pointer[kgo.Client] // set by Run
 
 	mu          sync.Mutex // guards perEndpoint
 	perEndpoint map[string]*endpointState
@@ -70,8 +88,8 @@ func New(brokers []string, dec Decoder, eps Endpoints, opts ...Option) (*Dispatc
 		o(&cfg)
 	}
 	for i, d := range cfg.schedule {
-		if d < 0 {
-			return nil, fmt.Errorf("new dispatcher: retry wait %d is negative (%s)", i+1, d)
+		if d <= 0 {
+			return nil, fmt.Errorf("new dispatcher: retry wait %d is not positive (%s)", i+1, d)
 		}
 	}
 	if cfg.jitter < 0 || cfg.jitter >= 1 {
@@ -80,14 +98,25 @@ func New(brokers []string, dec Decoder, eps Endpoints, opts ...Option) (*Dispatc
 	if cfg.maxAttempts <= 0 || cfg.maxAttempts > len(cfg.schedule)+1 {
 		cfg.maxAttempts = len(cfg.schedule) + 1
 	}
-	if cfg.maxInProcessRetries < 0 {
-		cfg.maxInProcessRetries = 0
+	def := DefaultBreakerSettings()
+	b := &cfg.breaker
+	if b.Window <= 0 {
+		b.Window = def.Window
 	}
-	if cfg.breakerFailures == 0 {
-		cfg.breakerFailures = DefaultBreakerFailures
+	if b.MinRequests == 0 {
+		b.MinRequests = def.MinRequests
 	}
-	if cfg.breakerOpen <= 0 {
-		cfg.breakerOpen = DefaultBreakerOpen
+	if b.FailureRatio <= 0 || b.FailureRatio > 1 {
+		b.FailureRatio = def.FailureRatio
+	}
+	if b.ConsecutiveFailures == 0 {
+		b.ConsecutiveFailures = def.ConsecutiveFailures
+	}
+	if b.OpenFor <= 0 {
+		b.OpenFor = def.OpenFor
+	}
+	if b.SuccessesToClose == 0 {
+		b.SuccessesToClose = def.SuccessesToClose
 	}
 	if cfg.maxInFlight <= 0 {
 		cfg.maxInFlight = DefaultMaxInFlight
@@ -101,6 +130,12 @@ func New(brokers []string, dec Decoder, eps Endpoints, opts ...Option) (*Dispatc
 	if cfg.group == "" {
 		cfg.group = DefaultGroup
 	}
+	if cfg.retryGroup == "" {
+		cfg.retryGroup = DefaultRetryGroup
+	}
+	if cfg.group == cfg.retryGroup {
+		return nil, fmt.Errorf("new dispatcher: the retry group must differ from the group (%q)", cfg.group)
+	}
 	if cfg.log == nil {
 		cfg.log = slog.Default()
 	}
@@ -110,7 +145,8 @@ func New(brokers []string, dec Decoder, eps Endpoints, opts ...Option) (*Dispatc
 	}
 	sender := cfg.sender
 	if sender == nil {
-		sender = NewHTTPSender(Timeout(cfg.deliveryTimeout), Guard(ssrf.New(ssrf.AllowPrivate(cfg.allowPrivate))))
+		sender = NewHTTPSender(Timeout(cfg.deliveryTimeout), ConnectTimeout(cfg.connectTimeout),
+			Guard(ssrf.New(ssrf.AllowPrivate(cfg.allowPrivate))))
 	}
 	return &Dispatcher{
 		brokers: append([]string(nil), brokers...), decoder: dec, endpoints: eps,
@@ -119,27 +155,63 @@ func New(brokers []string, dec Decoder, eps Endpoints, opts ...Option) (*Dispatc
 	}, nil
 }
 
-// attemptsAllowed is how many attempts one delivery gets in this first
-// form: the first plus the in-process retries, within MaxAttempts.
-func (d *Dispatcher) attemptsAllowed() int {
-	return min(d.cfg.maxAttempts, 1+d.cfg.maxInProcessRetries)
-}
+func (d *Dispatcher) producer() *kgo.Client { return d.prod.Load() }
 
-// Run consumes the derived topics and delivers until ctx is cancelled. It
-// owns the Kafka client and every goroutine it starts, and returns only
-// after all of them ended and finished offsets were committed. Deliveries
+// Run consumes the derived and operational topics (group WithGroup) and the
+// retry tiers (group WithRetryGroup) and delivers until ctx is cancelled. It
+// owns its Kafka clients and every goroutine it starts, and returns only
+// after all of them ended and settled offsets were committed. Deliveries
 // cut short by the cancellation are not committed: the partition's next
 // owner delivers them again.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	if !d.started.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	popts := append([]kgo.Opt{kgo.SeedBrokers(d.brokers...)}, d.cfg.kafkaOpts...)
+	popts = append(popts, kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks()))
+	prod, err := kgo.NewClient(popts...)
+	if err != nil {
+		return fmt.Errorf("dispatcher: kafka producer: %w", err)
+	}
+	defer prod.Close()
+	d.prod.Store(prod)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() {
+		errs[0] = d.runGroup(ctx, d.cfg.group, append(topics.Derived(), topics.Operational), nil, d.consumeEvents)
+		cancel()
+	})
+	if tiers := topics.RetryTiers(d.cfg.schedule, 1); len(tiers) > 0 {
+		names := make([]string, len(tiers))
+		for i, t := range tiers {
+			names[i] = t.Name
+		}
+		wg.Go(func() {
+			errs[1] = d.runGroup(ctx, d.cfg.retryGroup, names,
+				[]kgo.Opt{kgo.FetchMaxWait(DefaultRetryFetchWait), kgo.BlockRebalanceOnPoll()}, d.consumeRetries)
+			cancel()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// consumeFunc polls cl and starts deliveries until ctx is done.
+type consumeFunc func(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *sync.WaitGroup) error
+
+// runGroup runs one consumer group over topics: the client, its commit
+// loop and consume, then the final commit. first are options applied
+// before the user's Kafka options (defaults they may override).
+func (d *Dispatcher) runGroup(ctx context.Context, group string, names []string, first []kgo.Opt, consume consumeFunc) error {
 	tr := newTracker()
-	opts := append([]kgo.Opt{}, d.cfg.kafkaOpts...)
+	opts := append(first, kgo.SeedBrokers(d.brokers...))
+	opts = append(opts, d.cfg.kafkaOpts...)
 	opts = append(opts,
-		kgo.SeedBrokers(d.brokers...),
-		kgo.ConsumerGroup(d.cfg.group),
-		kgo.ConsumeTopics(topics.Derived()...),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(names...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
@@ -147,20 +219,22 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			tr.assign(assigned)
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-			// Commit what finished before the partitions move on.
+			tr.onRevoke(revoked)
+			// Commit what settled before the partitions move on.
 			if recs := tr.revoke(revoked); len(recs) > 0 {
 				if err := cl.CommitRecords(ctx, recs...); err != nil {
-					d.log.Warn("commit on revoke failed; records will be delivered again", "err", err)
+					d.log.Warn("commit on revoke failed; records will be delivered again", "group", group, "err", err)
 				}
 			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			tr.onRevoke(lost)
 			tr.revoke(lost)
 		}),
 	)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return fmt.Errorf("dispatcher: kafka client: %w", err)
+		return fmt.Errorf("dispatcher: kafka client for %s: %w", group, err)
 	}
 	defer cl.Close()
 
@@ -169,28 +243,29 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	wg.Go(func() { d.commitLoop(commitCtx, cl, tr) })
 
 	var deliveries sync.WaitGroup
-	err = d.consume(ctx, cl, tr, &deliveries)
+	err = consume(ctx, cl, tr, &deliveries)
 	deliveries.Wait()
 	stopCommitter()
 	wg.Wait()
 
-	// Final commit of everything finished, with a fresh deadline: ctx is
+	// Final commit of everything settled, with a fresh deadline: ctx is
 	// already done.
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if recs := tr.take(); len(recs) > 0 {
 		if cerr := cl.CommitRecords(final, recs...); cerr != nil {
-			d.log.Warn("final commit failed; finished records will be delivered again", "err", cerr)
+			d.log.Warn("final commit failed; settled records will be delivered again", "group", group, "err", cerr)
 		}
 	}
 	if lerr := cl.LeaveGroupContext(final); lerr != nil {
-		d.log.Debug("leave group", "err", lerr)
+		d.log.Debug("leave group", "group", group, "err", lerr)
 	}
 	return err
 }
 
-// consume polls records and starts their deliveries until ctx is done.
-func (d *Dispatcher) consume(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *sync.WaitGroup) error {
+// consumeEvents polls derived and operational records and starts their
+// deliveries until ctx is done.
+func (d *Dispatcher) consumeEvents(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *sync.WaitGroup) error {
 	slots := make(chan struct{}, d.cfg.maxInFlight)
 	for {
 		fetches := cl.PollRecords(ctx, d.cfg.maxInFlight)
@@ -200,61 +275,90 @@ func (d *Dispatcher) consume(ctx context.Context, cl *kgo.Client, tr *tracker, d
 		if fetches.IsClientClosed() {
 			return errors.New("dispatcher: kafka client closed")
 		}
-		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				d.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
-			}
-		})
+		d.logFetchErrors(fetches)
 		for _, rec := range fetches.Records() {
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
 				return nil
 			}
-			d.dispatch(ctx, tr, rec, func() { <-slots }, deliveries)
+			d.start(ctx, tr, rec, d.eventJobs(rec), func() { <-slots }, deliveries)
 		}
 	}
 }
 
-// dispatch starts one goroutine per subscribed endpoint for rec. release
-// frees rec's in-flight slot once every delivery has finished.
-func (d *Dispatcher) dispatch(ctx context.Context, tr *tracker, rec *kgo.Record, release func(), deliveries *sync.WaitGroup) {
-	ev, err := d.decoder.DecodeDerived(rec.Value)
-	var subs []endpoint.Endpoint
+func (d *Dispatcher) logFetchErrors(fetches kgo.Fetches) {
+	fetches.EachError(func(topic string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			d.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		}
+	})
+}
+
+// eventJobs returns the deliveries of a derived or operational record: one
+// per subscribed endpoint.
+func (d *Dispatcher) eventJobs(rec *kgo.Record) []job {
+	now := time.Now()
+	base := task.Task{CustomerID: string(rec.Key), Event: rec.Value, DueAt: now}
 	var body []byte
-	switch {
-	case err != nil:
-		d.metrics.decodeErrors.Inc()
-		d.log.Error("skipping undecodable record", "topic", rec.Topic, "partition", rec.Partition,
-			"offset", rec.Offset, "err", err)
-	default:
-		for _, ep := range d.endpoints.Subscribed(ev.Event) {
-			if ep.Subscribes(ev.Event) {
-				subs = append(subs, ep)
-			}
+	var customerFilter bool
+	if rec.Topic == topics.Operational {
+		op, err := parseOperational(rec.Value)
+		if err != nil || op.ID == "" || !isOperational(op.Type) {
+			d.metrics.decodeErrors.Inc()
+			d.log.Error("skipping unreadable operational event", "partition", rec.Partition, "offset", rec.Offset, "err", err)
+			return nil
 		}
-		if len(subs) > 0 {
-			if body, err = json.Marshal(ev); err != nil {
-				d.log.Error("skipping unencodable event", "event_id", ev.EventID, "err", err)
-				subs = nil
-			}
+		base.EventID, base.EventType, body = op.ID, op.Type, rec.Value
+	} else {
+		ev, err := d.decoder.DecodeDerived(rec.Value)
+		if err != nil {
+			d.metrics.decodeErrors.Inc()
+			d.log.Error("skipping undecodable record", "topic", rec.Topic, "partition", rec.Partition,
+				"offset", rec.Offset, "err", err)
+			return nil
 		}
+		if body, err = json.Marshal(ev); err != nil {
+			d.log.Error("skipping unencodable event", "event_id", ev.EventID, "err", err)
+			return nil
+		}
+		base.EventID, base.EventType, base.CustomerID = ev.EventID, ev.Event, ev.CustomerID
+		customerFilter = true
 	}
-	rt := tr.add(rec, len(subs))
+	var jobs []job
+	for _, ep := range d.endpoints.Subscribed(base.EventType) {
+		if !ep.Subscribes(base.EventType) || (customerFilter && !ep.WantsCustomer(base.CustomerID)) {
+			continue
+		}
+		t := base
+		t.EndpointID = ep.ID
+		jobs = append(jobs, job{t: t, ep: ep, body: body})
+	}
+	return jobs
+}
+
+// start tracks rec and runs its jobs, each in its own goroutine. release
+// frees rec's consumer slot once every job has ended. The ordering tickets
+// of ordered endpoints are taken here, in record order.
+func (d *Dispatcher) start(ctx context.Context, tr *tracker, rec *kgo.Record, jobs []job, release func(), deliveries *sync.WaitGroup) {
+	rt := tr.add(rec, len(jobs))
 	if rt == nil { // the partition is no longer ours; its new owner delivers
 		release()
 		return
 	}
-	if len(subs) == 0 {
+	if len(jobs) == 0 {
 		tr.finish(rt)
 		release()
 		return
 	}
 	var remaining atomic.Int32
-	remaining.Store(int32(len(subs)))
-	for _, ep := range subs {
+	remaining.Store(int32(len(jobs)))
+	for _, j := range jobs {
+		if j.ep.Ordered {
+			j.wait, j.done = d.state(j.ep).ticket(j.t.CustomerID)
+		}
 		deliveries.Go(func() {
-			if d.deliver(ctx, ev, body, ep) {
+			if d.run(ctx, j) {
 				tr.finish(rt)
 			}
 			if remaining.Add(-1) == 0 {
@@ -264,7 +368,7 @@ func (d *Dispatcher) dispatch(ctx context.Context, tr *tracker, rec *kgo.Record,
 	}
 }
 
-// commitLoop commits finished offsets as soon as they advance, and retries
+// commitLoop commits settled offsets as soon as they advance, and retries
 // failed commits every commit interval, until ctx is done.
 func (d *Dispatcher) commitLoop(ctx context.Context, cl *kgo.Client, tr *tracker) {
 	t := time.NewTicker(d.cfg.commitInterval)

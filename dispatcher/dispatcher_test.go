@@ -56,6 +56,15 @@ func encode(t *testing.T, d event.Derived) []byte {
 // staticEndpoints is a fixed endpoint registry.
 type staticEndpoints []endpoint.Endpoint
 
+func (s staticEndpoints) Get(id string) (endpoint.Endpoint, bool) {
+	for _, e := range s {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return endpoint.Endpoint{}, false
+}
+
 func (s staticEndpoints) Subscribed(eventType string) []endpoint.Endpoint {
 	var out []endpoint.Endpoint
 	for _, e := range s {
@@ -162,7 +171,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.Derived()...))
+	seed := append(topics.Derived(), topics.DLQ, topics.Operational)
+	for _, tier := range topics.RetryTiers(append(append(testSchedule(), breakerSchedule()...), 5*time.Second), 1) {
+		seed = append(seed, tier.Name)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, seed...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +225,8 @@ func (e *env) start(eps staticEndpoints, opts ...dispatcher.Option) (stop func()
 	base := []dispatcher.Option{
 		dispatcher.WithAllowPrivate(true),
 		dispatcher.WithRetryJitter(0),
-		dispatcher.WithKafkaOptions(kgo.FetchMaxWait(100 * time.Millisecond)),
+		dispatcher.WithRetrySchedule(testSchedule()...),
+		dispatcher.WithKafkaOptions(kgo.FetchMaxWait(50 * time.Millisecond)),
 	}
 	d, err := dispatcher.New(e.brokers, jsonCodec{}, eps, append(base, opts...)...)
 	if err != nil {
@@ -280,7 +294,7 @@ func TestDeliversSignedEventToSubscribedEndpointOnly(t *testing.T) {
 	epB := newEndpoint(t, "ep_b", other, event.ExpansionReady)
 	sink := &memSink{}
 	reg := prometheus.NewRegistry()
-	e.start(staticEndpoints{epA, epB}, dispatcher.WithGroup("g-signed"), dispatcher.WithSink(sink), dispatcher.WithRegisterer(reg))
+	e.start(staticEndpoints{epA, epB}, dispatcher.WithGroup("g-signed"), dispatcher.WithRetryGroup("g-signed-retry"), dispatcher.WithSink(sink), dispatcher.WithRegisterer(reg))
 	ev := health("evt_signed_1")
 	e.produce(ev)
 
@@ -353,107 +367,13 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64
 	return 0
 }
 
-func TestRetries500Then200(t *testing.T) {
-	e := newEnv(t)
-	r := newReceiver(t, func(n int) int {
-		if n == 1 {
-			return http.StatusInternalServerError
-		}
-		return http.StatusOK
-	})
-	ep := newEndpoint(t, "ep_retry", r, "*")
-	sink := &memSink{}
-	e.start(staticEndpoints{ep}, dispatcher.WithGroup("g-retry"), dispatcher.WithSink(sink),
-		dispatcher.WithRetrySchedule(50*time.Millisecond, 50*time.Millisecond), dispatcher.WithMaxInProcessRetries(2))
-	e.produce(churn("evt_retry_1"))
-
-	eventually(t, "commit", func() bool { return e.committed("g-retry", topics.Critical) == 1 })
-	hits := r.got()
-	if len(hits) != 2 || hits[0].header.Get("webhook-id") != "evt_retry_1" || hits[1].header.Get("webhook-id") != "evt_retry_1" {
-		t.Fatalf("hits %d, ids %v", len(hits), r.ids())
-	}
-	if gap := hits[1].at.Sub(hits[0].at); gap < 50*time.Millisecond {
-		t.Fatalf("retry came after %s, schedule says 50ms", gap)
-	}
-	rows := sink.forEndpoint("ep_retry")
-	if len(rows) != 2 {
-		t.Fatalf("rows %+v", rows)
-	}
-	if rows[0].Attempt != 1 || rows[0].Outcome != analytics.OutcomeFailed || rows[0].StatusCode != 500 || rows[0].ErrorClass != "http_5xx" {
-		t.Fatalf("first row %+v", rows[0])
-	}
-	if rows[1].Attempt != 2 || rows[1].Outcome != analytics.OutcomeDelivered || rows[1].StatusCode != 200 {
-		t.Fatalf("second row %+v", rows[1])
-	}
-	if rows[0].AttemptID == rows[1].AttemptID {
-		t.Fatal("attempt ids repeat")
-	}
-}
-
-func TestRetriesAreBoundedThenExhausted(t *testing.T) {
-	e := newEnv(t)
-	r := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
-	ep := newEndpoint(t, "ep_dead", r, "*")
-	sink := &memSink{}
-	e.start(staticEndpoints{ep}, dispatcher.WithGroup("g-bounded"), dispatcher.WithSink(sink),
-		dispatcher.WithRetrySchedule(10*time.Millisecond, 10*time.Millisecond, time.Hour), dispatcher.WithMaxInProcessRetries(2))
-	e.produce(churn("evt_dead"))
-	eventually(t, "commit after giving up", func() bool { return e.committed("g-bounded", topics.Critical) == 1 })
-	rows := sink.forEndpoint("ep_dead")
-	if len(r.got()) != 3 || len(rows) != 3 || rows[2].Outcome != analytics.OutcomeExhausted || rows[1].Outcome != analytics.OutcomeFailed {
-		t.Fatalf("hits %d, rows %+v", len(r.got()), rows)
-	}
-}
-
-func TestBreakerOpensAndStopsRequests(t *testing.T) {
-	e := newEnv(t)
-	r := newReceiver(t, func(int) int { return http.StatusInternalServerError })
-	ep := newEndpoint(t, "ep_broken", r, "*")
-	sink := &memSink{}
-	e.start(staticEndpoints{ep}, dispatcher.WithGroup("g-breaker"), dispatcher.WithSink(sink),
-		dispatcher.WithBreaker(2, time.Minute), dispatcher.WithEndpointConcurrency(1),
-		dispatcher.WithRetrySchedule(10*time.Millisecond, 10*time.Millisecond, 10*time.Millisecond),
-		dispatcher.WithMaxInProcessRetries(3))
-	e.produce(churn("evt_b1"), churn("evt_b2"))
-
-	eventually(t, "both events given up", func() bool { return e.committed("g-breaker", topics.Critical) == 2 })
-	if n := len(r.got()); n != 2 {
-		t.Fatalf("receiver saw %d requests; the breaker should open after 2", n)
-	}
-	rows := sink.forEndpoint("ep_broken")
-	if len(rows) != 8 {
-		t.Fatalf("want 8 attempt rows (2 events x 4 attempts), got %d: %+v", len(rows), rows)
-	}
-	var sent, open, exhausted int
-	for _, row := range rows {
-		switch {
-		case row.ErrorClass == "http_5xx":
-			sent++
-		case row.ErrorClass == "circuit_open" && row.StatusCode == 0 && row.LatencyMs == 0:
-			open++
-			if row.Outcome == analytics.OutcomeCircuitOpen || row.Outcome == analytics.OutcomeExhausted {
-				break
-			}
-			t.Errorf("circuit-open row with outcome %q", row.Outcome)
-		default:
-			t.Errorf("unexpected row %+v", row)
-		}
-		if row.Outcome == analytics.OutcomeExhausted {
-			exhausted++
-		}
-	}
-	if sent != 2 || open != 6 || exhausted != 2 {
-		t.Fatalf("sent %d, circuit_open %d, exhausted %d", sent, open, exhausted)
-	}
-}
-
 func TestSlowEndpointDoesNotDelayFastOne(t *testing.T) {
 	e := newEnv(t)
 	slow, fast := newReceiver(t, ok), newReceiver(t, ok)
 	slow.hold = make(chan struct{})
 	epSlow := newEndpoint(t, "ep_slow", slow, event.HealthScoreChange)
 	epFast := newEndpoint(t, "ep_fast", fast, "*")
-	e.start(staticEndpoints{epSlow, epFast}, dispatcher.WithGroup("g-slow"), dispatcher.WithDeliveryTimeout(20*time.Second))
+	e.start(staticEndpoints{epSlow, epFast}, dispatcher.WithGroup("g-slow"), dispatcher.WithRetryGroup("g-slow-retry"), dispatcher.WithDeliveryTimeout(20*time.Second))
 	// Same partition, slow event first.
 	e.produce(health("evt_slow"), health("evt_both"))
 	e.produce(churn("evt_fast"))
@@ -481,7 +401,7 @@ func TestOffsetsCommittedOnlyAfterDelivery(t *testing.T) {
 	ep := newEndpoint(t, "ep_main", r, "*")
 	epStuck := newEndpoint(t, "ep_stuck", stuck, event.ExpansionReady)
 	sink1 := &memSink{}
-	stop := e.start(staticEndpoints{ep, epStuck}, dispatcher.WithGroup("g-restart"), dispatcher.WithSink(sink1))
+	stop := e.start(staticEndpoints{ep, epStuck}, dispatcher.WithGroup("g-restart"), dispatcher.WithRetryGroup("g-restart-retry"), dispatcher.WithSink(sink1))
 	e.produce(health("evt_r1"), health("evt_r2"))
 	exp := event.Derived{EventID: "evt_r3", Event: event.ExpansionReady, CustomerID: "cust_9",
 		Timestamp: time.Now().UTC(), Expansion: &event.Expansion{OpportunityType: "upsell", ValueEstimate: 50000, Probability: 0.75}}

@@ -12,6 +12,12 @@ type metrics struct {
 	attempts     *prometheus.CounterVec   // by outcome, error_class
 	deliveries   *prometheus.CounterVec   // by final outcome
 	latency      *prometheus.HistogramVec // by outcome
+	retries      *prometheus.CounterVec   // tasks written to a retry tier, by tier
+	deferred     *prometheus.CounterVec   // deliveries handed on without an attempt, by reason
+	dropped      *prometheus.CounterVec   // tasks dropped, by reason
+	disabled     *prometheus.CounterVec   // endpoints disabled, by cause
+	breakers     *prometheus.GaugeVec     // endpoints per breaker state
+	transitions  *prometheus.CounterVec   // breaker transitions, by from, to
 	decodeErrors prometheus.Counter
 	sinkErrors   prometheus.Counter
 }
@@ -31,19 +37,44 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Latency of webhook attempts that were sent, by outcome.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30},
 		}, []string{"outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vitals_webhook_retries_scheduled_total",
+			Help: "Deliveries written to a retry tier, by tier topic.",
+		}, []string{"tier"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vitals_webhook_deferred_total",
+			Help: "Deliveries handed to the first retry tier without an attempt, by reason (in_flight, rate_limit).",
+		}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vitals_webhook_tasks_dropped_total",
+			Help: "Retry tasks dropped, by reason (malformed, endpoint_deleted, unsubscribed, undecodable).",
+		}, []string{"reason"}),
+		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vitals_webhook_endpoints_disabled_total",
+			Help: "Endpoints disabled by the dispatcher, by cause (gone, failing).",
+		}, []string{"cause"}),
+		breakers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vitals_webhook_breakers",
+			Help: "Endpoints known to this dispatcher, by circuit breaker state.",
+		}, []string{"state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vitals_webhook_breaker_transitions_total",
+			Help: "Circuit breaker state transitions, by from and to state.",
+		}, []string{"from", "to"}),
 		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vitals_dispatcher_decode_errors_total",
 			Help: "Derived-event records that could not be decoded and were skipped.",
 		}),
 		sinkErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vitals_dispatcher_sink_errors_total",
-			Help: "Attempt rows the analytics sink refused.",
+			Help: "Attempt rows or state changes the analytics sinks refused.",
 		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.attempts, m.deliveries, m.latency, m.decodeErrors, m.sinkErrors} {
+	for _, c := range []prometheus.Collector{m.attempts, m.deliveries, m.latency, m.retries, m.deferred,
+		m.dropped, m.disabled, m.breakers, m.transitions, m.decodeErrors, m.sinkErrors} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -30,6 +31,9 @@ type Request struct {
 type Response struct {
 	StatusCode int
 	Header     http.Header
+	// Body is the start of the response body, at most MaxBodyExcerpt
+	// bytes, kept for the attempt log.
+	Body []byte
 }
 
 // Sender delivers one attempt. It returns a nil error only for a 2xx
@@ -56,6 +60,8 @@ var (
 const (
 	DefaultDeliveryTimeout = 15 * time.Second
 	DefaultConnectTimeout  = 5 * time.Second
+	// MaxBodyExcerpt is how much of a response body is kept.
+	MaxBodyExcerpt = 4 << 10
 	// maxDrain bounds how much of a response body is read to keep the
 	// connection reusable.
 	maxDrain = 64 << 10
@@ -126,7 +132,7 @@ func NewHTTPSender(opts ...HTTPOption) *HTTPSender {
 		TLSHandshakeTimeout:   c.connect,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   16,
+		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: c.timeout,
@@ -153,9 +159,10 @@ func (s *HTTPSender) Send(ctx context.Context, req *Request) (Response, error) {
 	if err != nil {
 		return Response{}, fmt.Errorf("send to %s: %w", req.EndpointID, err)
 	}
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBodyExcerpt))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	_ = resp.Body.Close()
-	out := Response{StatusCode: resp.StatusCode, Header: resp.Header}
+	out := Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: excerpt}
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return out, nil
@@ -221,4 +228,24 @@ func Classify(status int, err error) string {
 		return ClassConnect
 	}
 	return ClassOther
+}
+
+// retryAfter reads a Retry-After header (delay-seconds or an HTTP date) as
+// a wait from now; ok is false when there is none or it does not parse.
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		return time.Duration(min(secs, 1<<32)) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(0, at.Sub(now)), true
 }

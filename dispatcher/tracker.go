@@ -14,6 +14,24 @@ type tracker struct {
 	parts map[tp]*partTrack
 	ready map[tp]*kgo.Record
 	kick  chan struct{} // signals the commit loop; capacity 1
+	hook  func(map[string][]int32)
+}
+
+// setRevokeHook sets a function called with partitions revoked or lost.
+func (t *tracker) setRevokeHook(f func(map[string][]int32)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.hook = f
+}
+
+// onRevoke calls the revoke hook, if any.
+func (t *tracker) onRevoke(revoked map[string][]int32) {
+	t.mu.Lock()
+	f := t.hook
+	t.mu.Unlock()
+	if f != nil {
+		f(revoked)
+	}
 }
 
 type tp struct {
