@@ -126,7 +126,9 @@ func NewHTTPSender(opts ...HTTPOption) *HTTPSender {
 	dialer := c.guard.Dialer()
 	dialer.Timeout = c.connect
 	transport := &http.Transport{
-		Proxy:                 nil, // a proxy would dial for us and bypass the guard
+		// With an egress proxy the guard checks each target before handing
+		// it to the proxy (see ssrf.EgressProxy); without one it returns nil.
+		Proxy:                 c.guard.Proxy,
 		DialContext:           dialer.DialContext,
 		TLSClientConfig:       c.tls,
 		TLSHandshakeTimeout:   c.connect,

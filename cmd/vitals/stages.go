@@ -293,12 +293,17 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 	if cfg.AllowPrivateEndpoints {
 		e.log.Warn("INSECURE: --allow-private-endpoints lets webhooks reach loopback, private and link-local addresses. Use it for local development only.")
 	}
+	guard, err := e.guard()
+	if err != nil {
+		return err
+	}
 	d, err := dispatcher.New(e.brokers, e.codec, eps,
 		dispatcher.WithKafkaOptions(e.clientOpts("dispatcher")...),
 		dispatcher.WithSink(w),
+		dispatcher.WithStateSink(w),
+		dispatcher.WithDisabler(eps),
 		dispatcher.WithRetrySchedule(cfg.RetrySchedule...),
-		dispatcher.WithDeliveryTimeout(cfg.DeliveryTimeout),
-		dispatcher.WithAllowPrivate(cfg.AllowPrivateEndpoints),
+		dispatcher.WithSender(dispatcher.NewHTTPSender(dispatcher.Timeout(cfg.DeliveryTimeout), dispatcher.Guard(guard))),
 		dispatcher.WithLogger(e.log.With("component", "dispatcher")),
 		dispatcher.WithRegisterer(e.reg))
 	if err != nil {
