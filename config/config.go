@@ -52,6 +52,7 @@ type Config struct {
 	EgressProxy            string          // --egress-proxy: HTTP(S) proxy URL for webhook deliveries
 	RetrySchedule          []time.Duration // --retry-schedule: waits after the first attempt
 	DeliveryTimeout        time.Duration   // --delivery-timeout: per attempt
+	BreakerOpen            time.Duration   // --breaker-open: how long an endpoint's open circuit stays open
 
 	// Analytics.
 	ClickHouseAddr     string // --clickhouse-addr: native protocol HOST:PORT; empty = disk spool
@@ -73,6 +74,7 @@ func Default() Config {
 		RetrySchedule: []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		DeliveryTimeout:    15 * time.Second,
+		BreakerOpen:        30 * time.Second,
 		ClickHouseDatabase: "vitals",
 		ClickHouseUser:     "default",
 	}
@@ -124,6 +126,7 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.StringVar(&c.EgressProxy, "egress-proxy", c.EgressProxy, "HTTP(S) proxy URL webhook deliveries go through (static outbound IPs)")
 		fs.Var((*durationsValue)(&c.RetrySchedule), "retry-schedule", "comma-separated waits before each retry after the first attempt")
 		fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", c.DeliveryTimeout, "timeout of one webhook attempt")
+		fs.DurationVar(&c.BreakerOpen, "breaker-open", c.BreakerOpen, "how long a failing endpoint's circuit stays open before one probe request")
 	}
 	if has(Analytics) {
 		fs.StringVar(&c.ClickHouseAddr, "clickhouse-addr", c.ClickHouseAddr, "ClickHouse native protocol HOST:PORT (empty: spool attempts to disk)")

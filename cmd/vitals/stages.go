@@ -297,12 +297,15 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 	if err != nil {
 		return err
 	}
+	breaker := dispatcher.DefaultBreakerSettings()
+	breaker.OpenFor = cfg.BreakerOpen
 	d, err := dispatcher.New(e.brokers, e.codec, eps,
 		dispatcher.WithKafkaOptions(e.clientOpts("dispatcher")...),
 		dispatcher.WithSink(w),
 		dispatcher.WithStateSink(w),
 		dispatcher.WithDisabler(eps),
 		dispatcher.WithRetrySchedule(cfg.RetrySchedule...),
+		dispatcher.WithBreakerSettings(breaker),
 		dispatcher.WithSender(dispatcher.NewHTTPSender(dispatcher.Timeout(cfg.DeliveryTimeout), dispatcher.Guard(guard))),
 		dispatcher.WithLogger(e.log.With("component", "dispatcher")),
 		dispatcher.WithRegisterer(e.reg))
