@@ -29,7 +29,7 @@ var ErrEndpointGone = errors.New("dispatcher: endpoint gone (410)")
 // the webhook body.
 type job struct {
 	t    task.Task
-	ep   endpoint.Endpoint
+	ep   *endpoint.Endpoint // read only: it points into Endpoints.Subscribed's result
 	body []byte
 	// wait and done order an ordered endpoint's deliveries per customer
 	// (endpointState.ticket); nil otherwise.
@@ -46,7 +46,7 @@ const writeTimeout = 10 * time.Second
 // whether j is settled: delivered, or its next step (retry tier, dead
 // letter) durably written. false means the caller must not commit: the
 // delivery is made again by whoever reads the record next.
-func (d *Dispatcher) run(ctx context.Context, j job) bool {
+func (d *Dispatcher) run(ctx context.Context, j *job) bool {
 	if j.done != nil {
 		defer j.done()
 	}
@@ -57,8 +57,8 @@ func (d *Dispatcher) run(ctx context.Context, j job) bool {
 			return false
 		}
 	}
-	st := d.state(j.ep)
-	log := d.log.With("event_id", j.t.EventID, "event", j.t.EventType, "endpoint_id", j.ep.ID)
+	st := d.state(*j.ep)
+	log := &jobLog{base: d.log, eventID: j.t.EventID, eventType: j.t.EventType, endpointID: j.ep.ID}
 	if j.ep.Disabled || st.isDisabled() {
 		// The endpoint was disabled since the task was written: keep the
 		// delivery for a replay once it is enabled again.
@@ -94,7 +94,7 @@ func (d *Dispatcher) run(ctx context.Context, j job) bool {
 	}
 
 	start := time.Now()
-	row, resp, err := d.attempt(ctx, st, j)
+	row, resp, err := d.attempt(ctx, st, j, start)
 	if err != nil && ctx.Err() != nil {
 		row.Outcome, row.ErrorClass = analytics.OutcomeFailed, ClassCanceled
 		d.record(ctx, row, resp, log, err)
@@ -109,10 +109,13 @@ func (d *Dispatcher) run(ctx context.Context, j job) bool {
 		row.Outcome = analytics.OutcomeDelivered
 		d.record(ctx, row, resp, log, nil)
 		st.succeeded(start)
-		d.metrics.deliveries.WithLabelValues(analytics.OutcomeDelivered).Inc()
+		d.metrics.delivered.Inc()
 		return true
 	}
 
+	if row.ErrorClass == ClassCircuitOpen {
+		return d.breakerRefused(ctx, j.t, row, start, log, err)
+	}
 	next := j.t
 	next.Attempts, next.FirstAttempt = n, first
 	next.LastError, next.LastStatus = row.ErrorClass, resp.StatusCode
@@ -120,21 +123,19 @@ func (d *Dispatcher) run(ctx context.Context, j job) bool {
 	case resp.StatusCode == http.StatusGone:
 		row.Outcome = analytics.OutcomeExhausted
 		d.record(ctx, row, resp, log, err)
-		d.disable(ctx, st, j.ep, "410 Gone", "gone", log)
+		d.disable(ctx, st, *j.ep, "410 Gone", "gone", log)
 		return d.deadLetter(ctx, next, log, false)
 	case n >= d.cfg.maxAttempts || row.ErrorClass == ClassBadSecret:
 		row.Outcome = analytics.OutcomeExhausted
 		d.record(ctx, row, resp, log, err)
 		log.Error("webhook delivery given up", "attempts", n, "error_class", row.ErrorClass, "err", err)
 		return d.deadLetter(ctx, next, log, !isOperational(j.t.EventType))
-	case row.ErrorClass == ClassCircuitOpen:
-		row.Outcome = analytics.OutcomeCircuitOpen
 	default:
 		row.Outcome = analytics.OutcomeFailed
 	}
 	d.record(ctx, row, resp, log, err)
 	if since := st.failed(first, start); d.cfg.autoDisableAfter > 0 && start.Sub(since) >= d.cfg.autoDisableAfter {
-		d.disable(ctx, st, j.ep, fmt.Sprintf("all attempts failed for %s", start.Sub(since).Round(time.Second)), "failing", log)
+		d.disable(ctx, st, *j.ep, fmt.Sprintf("all attempts failed for %s", start.Sub(since).Round(time.Second)), "failing", log)
 		return d.deadLetter(ctx, next, log, false)
 	}
 	wait := d.retryWait(n, resp, start)
@@ -148,8 +149,30 @@ func (d *Dispatcher) run(ctx context.Context, j job) bool {
 	return true
 }
 
+// breakerRefused handles a delivery the endpoint's breaker refused (open,
+// or half-open with its probe in flight). No request reached the endpoint,
+// so no attempt is used: the delivery waits in the tier of its current step
+// and comes back. The breaker alone therefore never exhausts a delivery —
+// a burst into a recovering endpoint is not dead-lettered by its own
+// breaker; an endpoint that stays dead is bounded by its failing probes and
+// auto-disable.
+func (d *Dispatcher) breakerRefused(ctx context.Context, t task.Task, row analytics.WebhookAttempt, start time.Time, log *jobLog, err error) bool {
+	row.Outcome = analytics.OutcomeCircuitOpen
+	d.record(ctx, row, Response{}, log, err)
+	step := min(max(t.Attempts, 1), len(d.cfg.schedule)) - 1
+	t.DueAt = start.Add(d.jittered(d.cfg.schedule[step]))
+	t.LastError = ClassCircuitOpen
+	tier := topics.Retry(d.cfg.schedule[step])
+	if err := d.produce(ctx, t.Record(tier)); err != nil {
+		log.Error("retry not scheduled; the delivery will be made again", "tier", tier, "err", err)
+		return false
+	}
+	d.metrics.deferred.WithLabelValues("circuit_open").Inc()
+	return true
+}
+
 // deferTask writes t unchanged (no attempt used) to the first retry tier.
-func (d *Dispatcher) deferTask(ctx context.Context, t task.Task, reason string, log *slog.Logger) bool {
+func (d *Dispatcher) deferTask(ctx context.Context, t task.Task, reason string, log *jobLog) bool {
 	wait := d.jittered(d.cfg.schedule[0])
 	t.DueAt = time.Now().Add(wait)
 	tier := topics.Retry(d.cfg.schedule[0])
@@ -164,7 +187,7 @@ func (d *Dispatcher) deferTask(ctx context.Context, t task.Task, reason string, 
 
 // deadLetter writes t to the dead-letter topic and, when exhausted, the
 // message.attempt.exhausted operational event.
-func (d *Dispatcher) deadLetter(ctx context.Context, t task.Task, log *slog.Logger, exhausted bool) bool {
+func (d *Dispatcher) deadLetter(ctx context.Context, t task.Task, log *jobLog, exhausted bool) bool {
 	recs := []*kgo.Record{t.Record(topics.DLQ)}
 	if exhausted {
 		op := newOperational(OperationalEvent{Type: endpoint.OpAttemptExhausted, EndpointID: t.EndpointID,
@@ -182,7 +205,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, t task.Task, log *slog.Logg
 
 // disable disables ep through the Disabler and emits endpoint.disabled,
 // once per process.
-func (d *Dispatcher) disable(ctx context.Context, st *endpointState, ep endpoint.Endpoint, reason, cause string, log *slog.Logger) {
+func (d *Dispatcher) disable(ctx context.Context, st *endpointState, ep endpoint.Endpoint, reason, cause string, log *jobLog) {
 	if !st.markDisabled() {
 		return
 	}
@@ -221,11 +244,10 @@ func (d *Dispatcher) produce(ctx context.Context, recs ...*kgo.Record) error {
 
 // attempt signs and sends one attempt through the endpoint's breaker. The
 // returned row has everything but the outcome.
-func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, j job) (analytics.WebhookAttempt, Response, error) {
-	now := time.Now()
+func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, j *job, now time.Time) (analytics.WebhookAttempt, Response, error) {
 	row := analytics.WebhookAttempt{
 		AttemptID: uuid.NewString(), EventID: j.t.EventID, EventType: j.t.EventType, CustomerID: j.t.CustomerID,
-		EndpointID: j.ep.ID, URLHost: urlHost(j.ep.URL), Attempt: uint16(min(j.t.Attempts+1, 1<<16-1)),
+		EndpointID: j.ep.ID, URLHost: st.host(j.ep.URL), Attempt: uint16(min(j.t.Attempts+1, 1<<16-1)),
 		Timestamp: now.UTC(),
 	}
 	ok, probe := st.admit()
@@ -236,7 +258,7 @@ func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, j job) (ana
 	if probe {
 		defer st.endProbe()
 	}
-	h, err := requestHeader(j.ep, j.t.EventID, now, j.body)
+	h, err := requestHeader(*j.ep, j.t.EventID, now, j.body, st.key)
 	if err != nil {
 		row.ErrorClass = ClassBadSecret
 		return row, Response{}, fmt.Errorf("dispatch %s to %s: %w", j.t.EventID, j.ep.ID, err)
@@ -280,15 +302,21 @@ func (e *sendError) Error() string { return e.err.Error() }
 func (e *sendError) Unwrap() error { return e.err }
 
 // record counts, logs and sinks one attempt row.
-func (d *Dispatcher) record(ctx context.Context, row analytics.WebhookAttempt, resp Response, log *slog.Logger, err error) {
-	d.metrics.attempts.WithLabelValues(row.Outcome, row.ErrorClass).Inc()
-	if row.ErrorClass != ClassCircuitOpen && row.ErrorClass != ClassBadSecret && row.ErrorClass != ClassCanceled {
-		d.metrics.latency.WithLabelValues(row.Outcome).Observe(float64(row.LatencyMs) / 1000)
+func (d *Dispatcher) record(ctx context.Context, row analytics.WebhookAttempt, resp Response, log *jobLog, err error) {
+	if row.Outcome == analytics.OutcomeDelivered {
+		d.metrics.attemptsDelivered.Inc()
+		d.metrics.latencyDelivered.Observe(float64(row.LatencyMs) / 1000)
+	} else {
+		d.metrics.attempts.WithLabelValues(row.Outcome, row.ErrorClass).Inc()
+		if row.ErrorClass != ClassCircuitOpen && row.ErrorClass != ClassBadSecret && row.ErrorClass != ClassCanceled {
+			d.metrics.latency.WithLabelValues(row.Outcome).Observe(float64(row.LatencyMs) / 1000)
+		}
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		log.Warn("webhook attempt failed", "attempt", row.Attempt, "outcome", row.Outcome,
 			"error_class", row.ErrorClass, "status", row.StatusCode, "response_excerpt", string(resp.Body), "err", err)
-	} else {
+	case log.debug(ctx):
 		log.Debug("webhook delivered", "attempt", row.Attempt, "status", row.StatusCode, "latency_ms", row.LatencyMs)
 	}
 	if d.cfg.sink == nil {
@@ -334,3 +362,31 @@ func urlHost(raw string) string {
 	}
 	return u.Host
 }
+
+// jobLog is the logger of one delivery, with its event and endpoint as
+// attributes. It is built on first use: most deliveries log nothing, and
+// slog.Logger.With copies the handler's attributes every time.
+type jobLog struct {
+	base                           *slog.Logger
+	eventID, eventType, endpointID string
+	l                              *slog.Logger
+}
+
+func (jl *jobLog) logger() *slog.Logger {
+	if jl.l == nil {
+		jl.l = jl.base.With("event_id", jl.eventID, "event", jl.eventType, "endpoint_id", jl.endpointID)
+	}
+	return jl.l
+}
+
+// debug reports whether debug records are logged, so callers build their
+// attributes only then.
+func (jl *jobLog) debug(ctx context.Context) bool { return jl.base.Enabled(ctx, slog.LevelDebug) }
+
+func (jl *jobLog) Debug(msg string, args ...any) {
+	if jl.debug(context.Background()) {
+		jl.logger().Debug(msg, args...)
+	}
+}
+func (jl *jobLog) Warn(msg string, args ...any)  { jl.logger().Warn(msg, args...) }
+func (jl *jobLog) Error(msg string, args ...any) { jl.logger().Error(msg, args...) }

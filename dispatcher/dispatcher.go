@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,7 +69,7 @@ type Dispatcher struct {
 	started   atomic.Bool
 	prod      atomic.Pointer[kgo.Client] // set by Run
 
-	mu          sync.Mutex // guards perEndpoint
+	mu          sync.RWMutex // guards perEndpoint
 	perEndpoint map[string]*endpointState
 }
 
@@ -200,7 +199,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // consumeFunc polls cl and starts deliveries until ctx is done.
-type consumeFunc func(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *sync.WaitGroup) error
+type consumeFunc func(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *workers) error
 
 // runGroup runs one consumer group over topics: the client, its commit
 // loop and consume, then the final commit. first are options applied
@@ -242,9 +241,9 @@ func (d *Dispatcher) runGroup(ctx context.Context, group string, names []string,
 	commitCtx, stopCommitter := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Go(func() { d.commitLoop(commitCtx, cl, tr) })
 
-	var deliveries sync.WaitGroup
-	err = consume(ctx, cl, tr, &deliveries)
-	deliveries.Wait()
+	deliveries := &workers{idle: workerIdle, jobs: make(chan func())}
+	err = consume(ctx, cl, tr, deliveries)
+	deliveries.wg.Wait()
 	stopCommitter()
 	wg.Wait()
 
@@ -265,7 +264,7 @@ func (d *Dispatcher) runGroup(ctx context.Context, group string, names []string,
 
 // consumeEvents polls derived and operational records and starts their
 // deliveries until ctx is done.
-func (d *Dispatcher) consumeEvents(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *sync.WaitGroup) error {
+func (d *Dispatcher) consumeEvents(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *workers) error {
 	slots := make(chan struct{}, d.cfg.maxInFlight)
 	for {
 		fetches := cl.PollRecords(ctx, d.cfg.maxInFlight)
@@ -318,15 +317,19 @@ func (d *Dispatcher) eventJobs(rec *kgo.Record) []job {
 				"offset", rec.Offset, "err", err)
 			return nil
 		}
-		if body, err = json.Marshal(ev); err != nil {
+		// ev.MarshalJSON's output is compact and valid: calling it directly
+		// spares json.Marshal's second pass over the body.
+		if body, err = ev.MarshalJSON(); err != nil {
 			d.log.Error("skipping unencodable event", "event_id", ev.EventID, "err", err)
 			return nil
 		}
 		base.EventID, base.EventType, base.CustomerID = ev.EventID, ev.Event, ev.CustomerID
 		customerFilter = true
 	}
-	var jobs []job
-	for _, ep := range d.endpoints.Subscribed(base.EventType) {
+	eps := d.endpoints.Subscribed(base.EventType)
+	jobs := make([]job, 0, len(eps))
+	for i := range eps {
+		ep := &eps[i] // jobs point into eps and only read it
 		if !ep.Subscribes(base.EventType) || (customerFilter && !ep.WantsCustomer(base.CustomerID)) {
 			continue
 		}
@@ -337,10 +340,11 @@ func (d *Dispatcher) eventJobs(rec *kgo.Record) []job {
 	return jobs
 }
 
-// start tracks rec and runs its jobs, each in its own goroutine. release
-// frees rec's consumer slot once every job has ended. The ordering tickets
-// of ordered endpoints are taken here, in record order.
-func (d *Dispatcher) start(ctx context.Context, tr *tracker, rec *kgo.Record, jobs []job, release func(), deliveries *sync.WaitGroup) {
+// start tracks rec and runs its jobs, each in its own goroutine (see
+// workers). release frees rec's consumer slot once every job has ended.
+// The ordering tickets of ordered endpoints are taken here, in record
+// order.
+func (d *Dispatcher) start(ctx context.Context, tr *tracker, rec *kgo.Record, jobs []job, release func(), deliveries *workers) {
 	rt := tr.add(rec, len(jobs))
 	if rt == nil { // the partition is no longer ours; its new owner delivers
 		release()
@@ -353,11 +357,12 @@ func (d *Dispatcher) start(ctx context.Context, tr *tracker, rec *kgo.Record, jo
 	}
 	var remaining atomic.Int32
 	remaining.Store(int32(len(jobs)))
-	for _, j := range jobs {
+	for i := range jobs {
+		j := &jobs[i] // the closure holds a pointer, not a heap copy of the job
 		if j.ep.Ordered {
-			j.wait, j.done = d.state(j.ep).ticket(j.t.CustomerID)
+			j.wait, j.done = d.state(*j.ep).ticket(j.t.CustomerID)
 		}
-		deliveries.Go(func() {
+		deliveries.run(ctx, func() {
 			if d.run(ctx, j) {
 				tr.finish(rt)
 			}
@@ -391,4 +396,47 @@ func (d *Dispatcher) commitLoop(ctx context.Context, cl *kgo.Client, tr *tracker
 			tr.putBack(recs)
 		}
 	}
+}
+
+// workerIdle is how long a delivery goroutine waits for another delivery
+// before it ends.
+const workerIdle = time.Second
+
+// workers runs each delivery in its own goroutine, reusing goroutines that
+// finished a delivery: a new goroutine's stack grows through the HTTP
+// client's call depth on every delivery, which costs more than the
+// delivery's own work. A delivery is handed only to an idle goroutine
+// (never queued behind a running one), so isolation holds exactly as with
+// one new goroutine per delivery. Idle goroutines end after idle, or when
+// the ctx they were started with is done. Each consumer group has its own
+// workers and waits for wg before its final commit.
+type workers struct {
+	idle time.Duration
+	jobs chan func() // unbuffered: a send succeeds only to an idle goroutine
+	wg   sync.WaitGroup
+}
+
+// run runs f in an idle goroutine, or in a new one.
+func (w *workers) run(ctx context.Context, f func()) {
+	select {
+	case w.jobs <- f:
+		return
+	default:
+	}
+	w.wg.Go(func() {
+		f()
+		t := time.NewTimer(w.idle)
+		defer t.Stop()
+		for {
+			select {
+			case f := <-w.jobs:
+				f()
+				t.Reset(w.idle)
+			case <-t.C:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
 }

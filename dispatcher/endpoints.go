@@ -14,6 +14,7 @@ import (
 
 	"github.com/vitalshq/vitals/analytics"
 	"github.com/vitalshq/vitals/endpoint"
+	"github.com/vitalshq/vitals/webhook"
 )
 
 // endpointState is what one dispatcher process keeps per endpoint id: its
@@ -29,7 +30,9 @@ type endpointState struct {
 	slots        chan struct{} // in-flight cap; replaced when MaxInFlight changes
 	limiter      *rate.Limiter // nil without a rate limit
 	chains       map[string]chan struct{}
-	failingSince time.Time // first failure since the last success; zero when healthy
+	url, urlHost string            // the endpoint's URL and its host, parsed once per URL
+	keys         map[string][]byte // parsed HMAC keys by whsec_ secret (at most maxKeys)
+	failingSince time.Time         // first failure since the last success; zero when healthy
 	lastSuccess  time.Time
 	disabled     bool      // disabled by this process …
 	disabledAt   time.Time // … at this time
@@ -37,15 +40,19 @@ type endpointState struct {
 
 // state returns ep's state, creating it, and applies ep's current limits.
 func (d *Dispatcher) state(ep endpoint.Endpoint) *endpointState {
-	d.mu.Lock()
+	d.mu.RLock()
 	st := d.perEndpoint[ep.ID]
+	d.mu.RUnlock()
 	if st == nil {
-		st = &endpointState{id: ep.ID, chains: map[string]chan struct{}{}}
-		st.breaker = gobreaker.NewCircuitBreaker[Response](d.breakerSettings(st))
-		d.perEndpoint[ep.ID] = st
-		d.metrics.breakers.WithLabelValues(gobreaker.StateClosed.String()).Inc()
+		d.mu.Lock()
+		if st = d.perEndpoint[ep.ID]; st == nil {
+			st = &endpointState{id: ep.ID, chains: map[string]chan struct{}{}}
+			st.breaker = gobreaker.NewCircuitBreaker[Response](d.breakerSettings(st))
+			d.perEndpoint[ep.ID] = st
+			d.metrics.breakers.WithLabelValues(gobreaker.StateClosed.String()).Inc()
+		}
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 
 	capacity := ep.MaxInFlight
 	if capacity <= 0 {
@@ -69,6 +76,42 @@ func (d *Dispatcher) state(ep endpoint.Endpoint) *endpointState {
 		st.limiter.SetBurst(burst(ep.RateLimit))
 	}
 	return st
+}
+
+// host returns urlHost(rawURL), parsing it only when the endpoint's URL
+// changed since the last call.
+func (st *endpointState) host(rawURL string) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.url != rawURL || st.urlHost == "" {
+		st.url, st.urlHost = rawURL, urlHost(rawURL)
+	}
+	return st.urlHost
+}
+
+// maxKeys bounds the parsed secrets an endpoint state keeps: the current
+// and the previous secret, and a few rotations' worth.
+const maxKeys = 4
+
+// key returns the parsed HMAC key of secret, parsing it once.
+func (st *endpointState) key(secret string) ([]byte, error) {
+	st.mu.Lock()
+	k, ok := st.keys[secret]
+	st.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := webhook.ParseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	if st.keys == nil || len(st.keys) >= maxKeys {
+		st.keys = make(map[string][]byte, 2)
+	}
+	st.keys[secret] = k
+	st.mu.Unlock()
+	return k, nil
 }
 
 func burst(perSecond float64) int { return max(1, int(math.Ceil(perSecond))) }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vitalshq/vitals/analytics"
 )
 
 // metrics are the dispatcher's Prometheus collectors.
@@ -20,6 +22,12 @@ type metrics struct {
 	transitions  *prometheus.CounterVec   // breaker transitions, by from, to
 	decodeErrors prometheus.Counter
 	sinkErrors   prometheus.Counter
+
+	// The children of the success path, looked up once: WithLabelValues
+	// hashes the labels and takes a lock on every call.
+	attemptsDelivered prometheus.Counter  // attempts{delivered, ""}
+	latencyDelivered  prometheus.Observer // latency{delivered}
+	delivered         prometheus.Counter  // deliveries{delivered}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,6 +78,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Attempt rows or state changes the analytics sinks refused.",
 		}),
 	}
+	m.attemptsDelivered = m.attempts.WithLabelValues(analytics.OutcomeDelivered, "")
+	m.latencyDelivered = m.latency.WithLabelValues(analytics.OutcomeDelivered)
+	m.delivered = m.deliveries.WithLabelValues(analytics.OutcomeDelivered)
 	if reg == nil {
 		return m, nil
 	}

@@ -18,7 +18,7 @@ import (
 // yet due the partition is paused, rewound to that record and resumed by
 // one timer when it is due. Nothing but the head's due time is held while
 // a partition waits, and no fetch happens for it meanwhile.
-func (d *Dispatcher) consumeRetries(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *sync.WaitGroup) error {
+func (d *Dispatcher) consumeRetries(ctx context.Context, cl *kgo.Client, tr *tracker, deliveries *workers) error {
 	p := &pauser{cl: cl, timers: map[tp]*time.Timer{}}
 	tr.setRevokeHook(p.forget)
 	defer p.stop()
@@ -94,7 +94,7 @@ func (d *Dispatcher) taskJobs(rec *kgo.Record, t task.Task, decodeErr error) []j
 			return drop("undecodable", "err", err)
 		}
 	}
-	return []job{{t: t, ep: ep, body: body}}
+	return []job{{t: t, ep: &ep, body: body}}
 }
 
 // pauser pauses retry-tier partitions until their head is due: one timer

@@ -359,10 +359,7 @@ func TestBreakerOpensProbesAndRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seq []string
-	for _, c := range changes {
-		seq = append(seq, c.From+"→"+c.To)
-	}
+	seq := chainOrder(changes)
 	if len(seq) < 3 || seq[0] != "closed→open" || seq[1] != "open→half-open" || seq[len(seq)-1] != "half-open→closed" {
 		t.Fatalf("state changes in ClickHouse: %v", seq)
 	}
@@ -370,6 +367,26 @@ func TestBreakerOpensProbesAndRecovers(t *testing.T) {
 		n, err := w.CountAttempts(ctx, "evt_br_1")
 		return err == nil && n >= 2
 	})
+}
+
+// chainOrder returns the transitions of changes (as ClickHouse returns
+// them: by timestamp, which it keeps to the second) as "from→to", with
+// changes of the same second put back in chain order: each starts in the
+// state the previous one ended in.
+func chainOrder(changes []analytics.EndpointStateChange) []string {
+	rest := slices.Clone(changes)
+	var seq []string
+	state := "closed"
+	for len(rest) > 0 {
+		i := slices.IndexFunc(rest, func(c analytics.EndpointStateChange) bool {
+			return c.From == state && c.Timestamp.Equal(rest[0].Timestamp)
+		})
+		i = max(i, 0)
+		seq = append(seq, rest[i].From+"→"+rest[i].To)
+		state = rest[i].To
+		rest = slices.Delete(rest, i, i+1)
+	}
+	return seq
 }
 
 // multiSink appends to several sinks.

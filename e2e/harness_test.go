@@ -231,6 +231,8 @@ type receiver struct {
 	secret string
 	got    []delivery
 	bad    int
+	down   bool // answer 503 to everything, record nothing
+	failed int  // requests answered 503 while down
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -241,6 +243,11 @@ func newReceiver(t *testing.T) *receiver {
 			Signature: req.Header.Get("webhook-signature"), Body: body}
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		if r.down {
+			r.failed++
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		if !r.verify(d) || req.Header.Get("Content-Type") != "application/json" {
 			r.bad++
 			w.WriteHeader(http.StatusUnauthorized)
@@ -292,6 +299,19 @@ func (r *receiver) find(eventType, customer string) []delivery {
 		}
 	}
 	return out
+}
+
+// setDown makes the receiver answer 503 (down) or work again (up).
+func (r *receiver) setDown(down bool) {
+	r.mu.Lock()
+	r.down = down
+	r.mu.Unlock()
+}
+
+func (r *receiver) failedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
 }
 
 func (r *receiver) badCount() int {
