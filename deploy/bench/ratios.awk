@@ -13,6 +13,7 @@ BEGIN {
 	rpair["ProcessorEOS/txn=5000/100ms/state=avro"] = "RawProduce"
 	rpair["ProcessorEOS/txn=5000/100ms/state=json"] = "RawProduce"
 	rpair["Writer"] = "RawBatchInsert"
+	rpair["Dispatch"] = "BareHTTPPost"
 }
 /^Benchmark/ {
 	name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
