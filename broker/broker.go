@@ -100,11 +100,6 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs []topics.Spec) erro
 	}
 }
 
-// Ping reports whether the cluster answers a metadata request.
-func Ping(ctx context.Context, cl *kgo.Client) error {
-	return cl.Ping(ctx)
-}
-
 // Embedded is an in-process kfake broker persisted to a directory. It is the
 // default of `vitals run` so the pipeline starts with no external services.
 type Embedded struct {

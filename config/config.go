@@ -89,6 +89,7 @@ const (
 	Kafka
 	API
 	Ops
+	Embedded
 	Processor
 	Dispatch
 	Analytics
@@ -115,6 +116,9 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 	}
 	if has(Ops) {
 		fs.StringVar(&c.OpsListen, "ops-listen", c.OpsListen, "listen address of /healthz, /readyz and /metrics (empty: off)")
+	}
+	if has(Embedded) {
+		fs.StringVar(&c.EmbeddedKafkaListen, "embedded-kafka-listen", c.EmbeddedKafkaListen, "listen address of the embedded Kafka broker (used without --kafka-brokers)")
 	}
 	if has(Processor) {
 		fs.StringVar(&c.ModelConfig, "model-config", c.ModelConfig, "YAML file tuning the health model (see deploy/model.yaml; default: built-in)")

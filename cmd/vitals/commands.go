@@ -21,14 +21,11 @@ import (
 
 // setup parses flags of the given groups and returns the config, logger and
 // a group owning everything the command starts.
-func setup(ctx context.Context, name string, args []string, stderr io.Writer, groups []config.Group, extra func(*flag.FlagSet)) (*env, error) {
+func setup(ctx context.Context, name string, args []string, stderr io.Writer, groups []config.Group) (*env, error) {
 	cfg := config.Default()
 	fs := flag.NewFlagSet("vitals "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.Register(fs, groups...)
-	if extra != nil {
-		extra(fs)
-	}
 	rest, err := config.Parse(fs, args, os.Getenv)
 	if err != nil {
 		if err == flag.ErrHelp {
@@ -55,12 +52,8 @@ func setup(ctx context.Context, name string, args []string, stderr io.Writer, gr
 // runAll is `vitals run`: every stage in one process, on an embedded broker
 // unless --kafka-brokers names a cluster.
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
-	var embeddedListen string
 	e, err := setup(ctx, "run", args, stderr,
-		[]config.Group{config.Common, config.Kafka, config.API, config.Processor, config.Dispatch, config.Analytics},
-		func(fs *flag.FlagSet) {
-			fs.StringVar(&embeddedListen, "embedded-kafka-listen", config.Default().EmbeddedKafkaListen, "listen address of the embedded Kafka broker (used without --kafka-brokers)")
-		})
+		[]config.Group{config.Common, config.Kafka, config.Embedded, config.API, config.Processor, config.Dispatch, config.Analytics})
 	if err != nil {
 		return err
 	}
@@ -69,7 +62,7 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	if len(e.brokers) == 0 {
 		dir := filepath.Join(e.cfg.DataDir, "kafka")
-		emb, err := broker.StartEmbedded(embeddedListen, dir, e.log)
+		emb, err := broker.StartEmbedded(e.cfg.EmbeddedKafkaListen, dir, e.log)
 		if err != nil {
 			return err
 		}
@@ -83,7 +76,7 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func runAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
-	e, err := setup(ctx, "api", args, stderr, []config.Group{config.Common, config.Kafka, config.API, config.Dispatch}, nil)
+	e, err := setup(ctx, "api", args, stderr, []config.Group{config.Common, config.Kafka, config.API, config.Dispatch})
 	if err != nil {
 		return err
 	}
@@ -91,7 +84,7 @@ func runAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func runProcessor(ctx context.Context, args []string, _, stderr io.Writer) error {
-	e, err := setup(ctx, "processor", args, stderr, []config.Group{config.Common, config.Kafka, config.Ops, config.Processor}, nil)
+	e, err := setup(ctx, "processor", args, stderr, []config.Group{config.Common, config.Kafka, config.Ops, config.Processor})
 	if err != nil {
 		return err
 	}
@@ -99,7 +92,7 @@ func runProcessor(ctx context.Context, args []string, _, stderr io.Writer) error
 }
 
 func runDispatcher(ctx context.Context, args []string, _, stderr io.Writer) error {
-	e, err := setup(ctx, "dispatcher", args, stderr, []config.Group{config.Common, config.Kafka, config.Ops, config.Dispatch, config.Analytics}, nil)
+	e, err := setup(ctx, "dispatcher", args, stderr, []config.Group{config.Common, config.Kafka, config.Ops, config.Dispatch, config.Analytics})
 	if err != nil {
 		return err
 	}

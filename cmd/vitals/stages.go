@@ -62,7 +62,7 @@ func (e *env) prepareKafka(ctx context.Context) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := broker.Ping(ctx, cl); err != nil {
+	if err := cl.Ping(ctx); err != nil {
 		return fmt.Errorf("kafka %v unreachable: %w", e.brokers, err)
 	}
 	specs := append(topics.All(int32(e.cfg.Partitions)), topics.RetryTiers(e.cfg.RetrySchedule, int32(e.cfg.Partitions))...)
@@ -75,7 +75,7 @@ func (e *env) prepareKafka(ctx context.Context) error {
 			return err
 		}
 		defer pc.Close()
-		return broker.Ping(ctx, pc)
+		return pc.Ping(ctx)
 	})
 	return nil
 }
