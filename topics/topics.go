@@ -53,6 +53,22 @@ const (
 	// SigningKeys is the compacted registry of JWT signing keys, keyed by kid.
 	// Written and materialized by the API.
 	SigningKeys = "vitals.signing-keys.v1"
+	// Users is the compacted registry of people who sign in through the
+	// authorization code flow (admins), keyed by user id: password hashes,
+	// sealed TOTP seeds, hashed recovery codes. Written and materialized by
+	// the API.
+	Users = "vitals.users.v1"
+	// Keyring is the compacted registry of data-encryption keys, keyed by
+	// key id, each wrapped by the master key (package keyring). Written by
+	// the API and `vitals keys rotate`; materialized by every instance that
+	// seals or opens secrets.
+	Keyring = "vitals.keyring.v1"
+	// OAuthTokens is the compacted store of the authorization server's
+	// grants: authorization codes, PKCE requests, refresh-token families and
+	// revoked access-token ids, keyed by kind and signature. Written and
+	// materialized by the API; a revocation reaches every instance as soon
+	// as it reads the record.
+	OAuthTokens = "vitals.oauth-tokens.v1"
 )
 
 // ForDerived returns the topic a derived event type is written to, or ""
@@ -122,5 +138,8 @@ func All(partitions int32) []Spec {
 		{Name: Endpoints, Partitions: 1, Compacted: true},
 		{Name: Clients, Partitions: 1, Compacted: true},
 		{Name: SigningKeys, Partitions: 1, Compacted: true},
+		{Name: Users, Partitions: 1, Compacted: true},
+		{Name: Keyring, Partitions: 1, Compacted: true},
+		{Name: OAuthTokens, Partitions: 1, Compacted: true},
 	}
 }
