@@ -46,6 +46,7 @@ type config struct {
 	flushInterval time.Duration
 	queueSize     int
 	spoolDir      string
+	spoolSealer   Sealer
 	database      string
 	username      string
 	password      string
@@ -74,6 +75,13 @@ func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = n } }
 // while ClickHouse is down. Without one, batches that ClickHouse does not
 // take stay in memory and Append blocks once the queue is full.
 func WithSpoolDir(dir string) Option { return func(c *config) { c.spoolDir = dir } }
+
+// WithSpoolSealer encrypts the spool at rest with s (a *keyring.Keyring):
+// rows are sealed before they reach the disk, so the spool holds no customer
+// data in the clear. Spool segments written without a sealer still replay;
+// a spool holding sealed segments needs a sealer that opens them, or
+// NewWriter fails with ErrSpoolSealed.
+func WithSpoolSealer(s Sealer) Option { return func(c *config) { c.spoolSealer = s } }
 
 // WithDatabase sets the ClickHouse database, created if missing (default
 // DefaultDatabase).
@@ -168,7 +176,7 @@ func NewWriter(addr string, opts ...Option) (*Writer, error) {
 	}
 	w.metrics = m
 	if cfg.spoolDir != "" {
-		if w.spool, err = openSpool(cfg.spoolDir); err != nil {
+		if w.spool, err = openSpool(cfg.spoolDir, cfg.spoolSealer); err != nil {
 			m.unregister()
 			return nil, err
 		}

@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"time"
+
+	"github.com/vitalshq/vitals/clientip"
+)
 
 // DefaultSecretOverlap is how long a rotated-out signing secret keeps
 // signing (a second signature) after POST /v1/endpoints/{id}/secret/rotate.
@@ -12,6 +16,7 @@ type Option func(*options)
 type options struct {
 	allowInsecureEndpoints bool
 	secretOverlap          time.Duration
+	clientIP               *clientip.Resolver
 }
 
 func defaultOptions() options {
@@ -33,3 +38,8 @@ func SecretOverlap(d time.Duration) Option {
 		}
 	}
 }
+
+// ClientIP sets how the client address of a request is found (IP
+// allow-lists, logs): the socket peer, or X-Forwarded-For from the
+// resolver's trusted proxies. Default: the socket peer.
+func ClientIP(r *clientip.Resolver) Option { return func(o *options) { o.clientIP = r } }

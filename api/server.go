@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/vitalshq/vitals/clientip"
 	"log/slog"
 	"net"
 	"net/http"
@@ -72,18 +73,22 @@ type Encoder interface {
 }
 
 // Deps are the collaborators a Server routes to. All are required except
-// TokenHandler and JWKSHandler, which are mounted when set; Replays and
+// the OAuth handlers (TokenHandler … MetadataHandler), mounted when set; Replays and
 // Tasks (replay routes) and Tasks and Encoder (test route), which are
 // routed when set; and NewSigningKey (default webhook.NewEd25519Key).
 type Deps struct {
-	Auth         Authorizer
-	TokenHandler http.Handler // POST /oauth/token
-	JWKSHandler  http.Handler // GET /.well-known/jwks.json
-	Producer     Producer
-	Endpoints    Endpoints
-	Health       Health
-	URLChecker   URLChecker
-	NewSecret    func() (string, error) // webhook signing secrets, "whsec_…"
+	Auth              Authorizer
+	TokenHandler      http.Handler // POST /oauth/token
+	JWKSHandler       http.Handler // GET /.well-known/jwks.json
+	AuthorizeHandler  http.Handler // GET, POST /oauth/authorize (code flow sign-in)
+	RevokeHandler     http.Handler // POST /oauth/revoke
+	IntrospectHandler http.Handler // POST /oauth/introspect
+	MetadataHandler   http.Handler // GET /.well-known/oauth-authorization-server
+	Producer          Producer
+	Endpoints         Endpoints
+	Health            Health
+	URLChecker        URLChecker
+	NewSecret         func() (string, error) // webhook signing secrets, "whsec_…"
 	// NewSigningKey makes ed25519 keys for "signing":"ed25519" endpoints:
 	// the base64 seed (stored) and public key (shown).
 	NewSigningKey func() (seedB64, publicB64 string, err error)
@@ -138,6 +143,19 @@ func (s *Server) routes() {
 	if s.d.JWKSHandler != nil {
 		m.Handle("GET /.well-known/jwks.json", s.d.JWKSHandler)
 	}
+	if s.d.AuthorizeHandler != nil {
+		m.Handle("GET /oauth/authorize", s.d.AuthorizeHandler)
+		m.Handle("POST /oauth/authorize", s.d.AuthorizeHandler)
+	}
+	if s.d.RevokeHandler != nil {
+		m.Handle("POST /oauth/revoke", s.d.RevokeHandler)
+	}
+	if s.d.IntrospectHandler != nil {
+		m.Handle("POST /oauth/introspect", s.d.IntrospectHandler)
+	}
+	if s.d.MetadataHandler != nil {
+		m.Handle("GET /.well-known/oauth-authorization-server", s.d.MetadataHandler)
+	}
 	a := s.d.Auth
 	m.Handle("POST /v1/events", a.Require("events:write", http.HandlerFunc(s.postEvents)))
 	m.Handle("POST /v1/endpoints", a.Require("endpoints:write", http.HandlerFunc(s.createEndpoint)))
@@ -162,6 +180,7 @@ func (s *Server) routes() {
 // problem+json, and records metrics and a log line per request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	r = r.WithContext(clientip.NewContext(r.Context(), s.o.clientIP.Addr(r)))
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	_, pattern := s.mux.Handler(r)
 	defer func() {

@@ -102,7 +102,7 @@ func newFixture(t *testing.T, apiOpts ...api.Option) *fixture {
 		t.Fatal(err)
 	}
 	checks := &ops.Checks{}
-	h := api.New(api.Deps{Auth: tokens, TokenHandler: tokens.TokenHandler(), JWKSHandler: tokens.JWKSHandler(),
+	h := api.New(api.Deps{Auth: tokens, JWKSHandler: tokens.JWKSHandler(),
 		Producer: prod, Endpoints: reg, URLChecker: ssrf.New(), NewSecret: webhook.NewSecret, Checks: checks,
 		Replays: replays, Tasks: replay.NewQueue(qcl, replay.DefaultFirstDelay), Encoder: codec}, apiOpts...)
 	srv := httptest.NewServer(h)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,17 +82,10 @@ func TestBootstrapWritesPrivateFileOnce(t *testing.T) {
 		t.Fatal("second bootstrap rewrote the file or added a client")
 	}
 
-	// The credentials in the file work over HTTPS, for non-admin scopes only.
-	if err := e.store.PutClient(context.Background(), clients[0]); err != nil {
-		t.Fatal(err)
-	}
-	r := e.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, f["client_id"], f["client_secret"])
-	if r.status != http.StatusOK || r.json(t)["scope"] != FormatScope(NonAdminScopes()) {
-		t.Fatalf("token with bootstrap credentials: %d %s", r.status, r.body)
-	}
-	r = e.tokenRequest(url.Values{"grant_type": {"client_credentials"}, "scope": {ScopeAdmin}}, f["client_id"], f["client_secret"])
-	if r.status != http.StatusBadRequest {
-		t.Fatalf("bootstrap client got admin: %d", r.status)
+	// The file's secret is the stored client's; package oauth's tests
+	// cover using such credentials at the token endpoint.
+	if !clients[0].VerifySecret(f["client_secret"]) || clients[0].HasScope(ScopeAdmin) {
+		t.Fatal("the bootstrap secret does not verify, or the client holds admin")
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"github.com/vitalshq/vitals/clientip"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +27,44 @@ type Client struct {
 	// Disabled clients cannot obtain tokens, and tokens already issued to
 	// them stop being accepted.
 	Disabled bool `json:"disabled,omitempty"`
+
+	// AuthMethod is how the client authenticates at the token endpoint:
+	// AuthSecretBasic (the default: HTTP Basic or the form body),
+	// AuthPrivateKeyJWT (RFC 7523 assertion signed with a key of JWKS) or
+	// AuthNone (a public client such as the CLI, code flow with PKCE only).
+	AuthMethod string `json:"auth_method,omitempty"`
+	// JWKS holds the client's public keys for AuthPrivateKeyJWT (a JWK
+	// Set, RFC 7517).
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// GrantTypes the client may use; empty means client_credentials only.
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// RedirectURIs of a code-flow client, matched exactly (loopback
+	// redirects may use any port, RFC 8252 §7.3).
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// IPAllow lists the CIDR ranges requests with this client's tokens, and
+	// its token requests, may come from; empty allows any address.
+	IPAllow clientip.AllowList `json:"ip_allow,omitzero"`
+}
+
+// Client authentication methods at the token endpoint (RFC 7591 names).
+const (
+	AuthSecretBasic   = "client_secret_basic"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
+)
+
+// Grant types a client may be allowed.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// Grants returns the grant types c may use.
+func (c Client) Grants() []string {
+	if len(c.GrantTypes) == 0 {
+		return []string{GrantClientCredentials}
+	}
+	return c.GrantTypes
 }
 
 // HasScope reports whether c may be granted scope.

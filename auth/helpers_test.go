@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -95,7 +94,6 @@ func newEnv(t *testing.T, alg string, opts ...Option) *env {
 	}
 	e.id, e.secret = c.ID, secret
 
-	mux.Handle(TokenPath, e.srv.TokenHandler())
 	mux.Handle(JWKSPath, e.srv.JWKSHandler())
 	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := PrincipalFrom(r.Context())
@@ -158,36 +156,17 @@ func (e *env) do(req *http.Request) response {
 	return response{resp.StatusCode, resp.Header, b}
 }
 
-// tokenRequest posts form to the token endpoint, with Basic credentials
-// when basicID is not empty.
-func (e *env) tokenRequest(form url.Values, basicID, basicSecret string) response {
-	e.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.url+TokenPath, strings.NewReader(form.Encode()))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if basicID != "" {
-		req.SetBasicAuth(url.QueryEscape(basicID), url.QueryEscape(basicSecret))
-	}
-	return e.do(req)
-}
-
-// token obtains an access token for the env's client with scope ("" for
-// all of its scopes).
+// token issues an access token for the env's client with scope ("" for
+// all of its scopes); package oauth's tests cover the token endpoint.
 func (e *env) token(scope string) string {
 	e.t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}}
+	scopes := NonAdminScopes()
 	if scope != "" {
-		form.Set("scope", scope)
+		scopes = ParseScope(scope)
 	}
-	r := e.tokenRequest(form, e.id, e.secret)
-	if r.status != http.StatusOK {
-		e.t.Fatalf("token request: %d %s", r.status, r.body)
-	}
-	tok, _ := r.json(e.t)["access_token"].(string)
-	if tok == "" {
-		e.t.Fatalf("no access_token in %s", r.body)
+	tok, _, err := e.srv.IssueAccessToken(e.id, scopes)
+	if err != nil {
+		e.t.Fatalf("issue token: %v", err)
 	}
 	return tok
 }

@@ -1,8 +1,13 @@
 package auth
 
 import (
+	"net/netip"
+	"strconv"
+	"time"
+
 	"errors"
 	"fmt"
+	"github.com/vitalshq/vitals/clientip"
 	"net/http"
 	"strings"
 
@@ -22,6 +27,10 @@ func (s *Server) Require(scope string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
 		case errors.Is(err, ErrInsufficientScope):
 			s.insufficientScope(w, r, scope, p)
+		case errors.Is(err, ErrAddressNotAllowed):
+			s.log.WarnContext(r.Context(), "auth: request from outside the client's IP allow-list",
+				"client_id", p.ClientID, "addr", ClientAddr(r), "path", r.URL.Path)
+			problem.Write(w, r, clientip.Problem(ClientAddr(r)).With("client_id", p.ClientID))
 		default:
 			s.unauthorized(w, r, scope, err)
 		}
@@ -41,10 +50,54 @@ func (s *Server) Authorize(r *http.Request, scope string) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
+	if c, ok := s.clients.Client(p.ClientID); ok && !c.IPAllow.Empty() && !c.IPAllow.Allows(ClientAddr(r)) {
+		return p, fmt.Errorf("client %s: %s: %w", p.ClientID, ClientAddr(r), ErrAddressNotAllowed)
+	}
 	if !p.HasScope(scope) {
 		return p, fmt.Errorf("client %s lacks scope %s: %w", p.ClientID, scope, ErrInsufficientScope)
 	}
 	return p, nil
+}
+
+// ClientAddr is the address a request comes from: the one clientip's
+// middleware resolved (X-Forwarded-For through trusted proxies only), or
+// else the socket peer.
+func ClientAddr(r *http.Request) netip.Addr {
+	if a, ok := clientip.FromContext(r.Context()); ok {
+		return a
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// DefaultMFAMaxAge is how recent a person's one-time-code authentication
+// must be for admin routes.
+const DefaultMFAMaxAge = 12 * time.Hour
+
+// RequireMFA returns a handler that lets a request reach next only when
+// its principal (put there by Require, which must run first) authenticated
+// with a one-time code within maxAge: amr contains "otp" and auth_time is
+// recent. Otherwise it answers 401 with the RFC 9470 challenge
+// error="insufficient_user_authentication", so the client signs the user
+// in again with a code. Machine clients never pass: admin routes are for
+// people.
+func (s *Server) RequireMFA(maxAge time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := PrincipalFrom(r.Context())
+		if ok && p.IsUser() && p.HasMFA(s.now(), maxAge) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		reason := fmt.Sprintf("this route needs a person signed in with a one-time code within the last %s", maxAge)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="insufficient_user_authentication", error_description="`+
+			quotable(reason)+`", max_age="`+strconv.Itoa(int(maxAge/time.Second))+`", acr_values="mfa"`)
+		detail := reason + "; sign in again through " + AuthorizePath + " with your password and authenticator code (vitals admin login)"
+		s.log.InfoContext(r.Context(), "auth: admin route refused without fresh MFA", "sub", p.Subject, "path", r.URL.Path)
+		problem.Write(w, r, problem.New(http.StatusUnauthorized, "mfa-required", detail).With("max_age", int(maxAge/time.Second)))
+	})
 }
 
 // RequireScope returns Require as middleware, for routers that compose

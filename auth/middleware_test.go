@@ -171,7 +171,7 @@ func TestForgedAndStaleTokensRefused(t *testing.T) {
 		{"no nbf", signES256(t, key, header, with(claims, "nbf", nil)), "nbf"},
 		{"no iss", signES256(t, key, header, with(claims, "iss", nil)), "iss"},
 		{"no aud", signES256(t, key, header, with(claims, "aud", nil)), "aud"},
-		{"sub differs from client_id", signES256(t, key, header, with(claims, "sub", "vc_other")), "client_id"},
+		{"sub differs from client_id without a user authentication context", signES256(t, key, header, with(claims, "sub", "vc_other")), "auth_time and amr"},
 		{"unknown client", signES256(t, key, header, with(with(claims, "sub", "vc_ghost"), "client_id", "vc_ghost")), "unknown or disabled"},
 		{"garbage", "not-a-jwt", "ES256 or EdDSA"},
 	}

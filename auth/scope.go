@@ -17,6 +17,14 @@ const (
 	ScopeAdmin          = "admin"
 )
 
+// Authentication method references (RFC 8176) in the amr claim of a
+// person's token.
+const (
+	AMRPassword = "pwd" // username and password
+	AMROTP      = "otp" // a TOTP code or a recovery code
+	AMRMFA      = "mfa" // more than one factor
+)
+
 // NonAdminScopes returns every scope except ScopeAdmin: what the bootstrap
 // client gets.
 func NonAdminScopes() []string {

@@ -40,6 +40,7 @@ type Server struct {
 	log      *slog.Logger
 	clients  ClientStore
 	keys     KeyStore
+	revoked  RevocationList
 
 	mu     sync.Mutex
 	parsed map[string]cachedKey // by kid
@@ -82,6 +83,16 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// RevocationList tells whether an access token id was revoked before its
+// expiry. It runs on every verified token: it must read local memory.
+type RevocationList interface {
+	Revoked(jti string) bool
+}
+
+// WithRevocations makes VerifyAccessToken refuse tokens whose jti r lists
+// (default: none is revoked).
+func WithRevocations(r RevocationList) Option { return func(s *Server) { s.revoked = r } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Server) {
@@ -112,6 +123,9 @@ func NewServer(issuer string, clients ClientStore, keys KeyStore, opts ...Option
 
 // Issuer returns the iss claim of the tokens s issues.
 func (s *Server) Issuer() string { return s.issuer }
+
+// TokenTTL returns how long the access tokens s issues are valid.
+func (s *Server) TokenTTL() time.Duration { return s.ttl }
 
 // Audience returns the aud claim of the tokens s issues and accepts.
 func (s *Server) Audience() string { return s.audience }

@@ -23,6 +23,9 @@ var (
 	ErrTokenExpired = errors.New("auth: access token expired")
 	// ErrInsufficientScope: the token is valid but lacks the route's scope.
 	ErrInsufficientScope = errors.New("auth: insufficient scope")
+	// ErrAddressNotAllowed: the request comes from outside its client's IP
+	// allow-list.
+	ErrAddressNotAllowed = errors.New("auth: client address not allowed")
 )
 
 // maxTokenLen bounds the tokens parsed; ours are well under 1 KiB.
@@ -45,12 +48,26 @@ func invalid(format string, args ...any) *InvalidTokenError {
 // Principal is who an access token speaks for.
 type Principal struct {
 	// Subject is the sub claim: the client id for client-credentials
-	// tokens (a user id once user grants exist).
+	// tokens, the user id for a person's token (code flow).
 	Subject   string
 	ClientID  string
 	Scopes    []string
 	TokenID   string // jti
 	ExpiresAt time.Time
+	// AuthTime and AMR are when and how the person authenticated (zero for
+	// machine clients).
+	AuthTime time.Time
+	AMR      []string
+}
+
+// IsUser reports whether p is a person signed in through the code flow
+// rather than a machine client.
+func (p Principal) IsUser() bool { return p.Subject != p.ClientID }
+
+// HasMFA reports whether p authenticated with a one-time code (amr "otp")
+// no longer than maxAge before now.
+func (p Principal) HasMFA(now time.Time, maxAge time.Duration) bool {
+	return slices.Contains(p.AMR, AMROTP) && !p.AuthTime.IsZero() && now.Sub(p.AuthTime) <= maxAge
 }
 
 // HasScope reports whether p was granted scope.
@@ -120,8 +137,10 @@ func (s *Server) VerifyAccessToken(raw string) (Principal, error) {
 		return Principal{}, invalid("the token has no iat claim")
 	case c.ID == "":
 		return Principal{}, invalid("the token has no jti claim")
-	case c.ClientID == "" || c.Subject != c.ClientID:
-		return Principal{}, invalid("the token's sub and client_id are missing or differ")
+	case c.ClientID == "" || c.Subject == "":
+		return Principal{}, invalid("the token has no sub or client_id claim")
+	case c.Subject != c.ClientID && (c.AuthTime == nil || len(c.AMR) == 0):
+		return Principal{}, invalid("a user's token must carry auth_time and amr")
 	}
 	now := s.now()
 	err = c.Claims.ValidateWithLeeway(jwt.Expected{
@@ -147,17 +166,25 @@ func (s *Server) VerifyAccessToken(raw string) (Principal, error) {
 		return Principal{}, invalid("the token's claims are invalid")
 	}
 
+	if s.revoked != nil && s.revoked.Revoked(c.ID) {
+		return Principal{}, invalid("the token was revoked; request a new one")
+	}
 	client, ok := s.clients.Client(c.ClientID)
 	if !ok || client.Disabled {
 		return Principal{}, invalid("client %s is unknown or disabled", c.ClientID)
 	}
-	return Principal{
+	p := Principal{
 		Subject:   c.Subject,
 		ClientID:  c.ClientID,
 		Scopes:    ParseScope(c.Scope),
 		TokenID:   c.ID,
 		ExpiresAt: c.Expiry.Time(),
-	}, nil
+		AMR:       c.AMR,
+	}
+	if c.AuthTime != nil {
+		p.AuthTime = c.AuthTime.Time()
+	}
+	return p, nil
 }
 
 // isAccessTokenType accepts the RFC 9068 typ, with or without the

@@ -26,6 +26,12 @@ type Config struct {
 	DataDir   string // --data-dir: state of `vitals run` (embedded broker, keys, spool, TLS)
 	LogLevel  string // --log-level: debug, info, warn, error
 	LogFormat string // --log-format: auto (text on a TTY, JSON otherwise), text, json
+	// MasterKeyFile holds the master key (base64 of 32 bytes, file mode
+	// 0600) that wraps the data keys encrypting secrets at rest. The key
+	// itself may come from the environment instead: VITALS_MASTER_KEY (not
+	// a flag, so it never shows in a process listing). `vitals run` without
+	// either generates <data-dir>/master.key.
+	MasterKeyFile string // --master-key-file
 
 	// Kafka.
 	KafkaBrokers        []string // --kafka-brokers: external cluster; empty = embedded broker (run only)
@@ -38,6 +44,10 @@ type Config struct {
 	InsecureHTTP bool   // --insecure-http: plain HTTP, local development only
 	TLSCert      string // --tls-cert: PEM certificate (default: self-signed in the data dir)
 	TLSKey       string // --tls-key: PEM private key
+	// TrustedProxies are the CIDRs of reverse proxies whose
+	// X-Forwarded-For is believed for the client address (IP allow-lists,
+	// audit); empty: the socket peer is the client.
+	TrustedProxies []string // --trusted-proxies
 
 	// Processor.
 	ModelConfig     string // --model-config: YAML file tuning the health model (default: built-in)
@@ -102,6 +112,7 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for local state: embedded broker, keys, TLS, spool")
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 		fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: auto (text on a terminal, JSON otherwise), text, json")
+		fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "file holding the master key (base64 of 32 bytes, mode 0600) that encrypts secrets at rest; or set VITALS_MASTER_KEY")
 	}
 	if has(Kafka) {
 		fs.Var((*listValue)(&c.KafkaBrokers), "kafka-brokers", "comma-separated seed brokers of an external Kafka cluster")
@@ -113,6 +124,7 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "INSECURE: serve plain HTTP instead of TLS 1.3 (local development only)")
 		fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (default: self-signed, generated into the data dir)")
 		fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file for --tls-cert")
+		fs.Var((*listValue)(&c.TrustedProxies), "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (default: none)")
 	}
 	if has(Ops) {
 		fs.StringVar(&c.OpsListen, "ops-listen", c.OpsListen, "listen address of /healthz, /readyz and /metrics (empty: off)")

@@ -222,6 +222,17 @@ func (t *Table[V]) Len() int {
 	return len(t.rows)
 }
 
+// Keys returns every key, unordered.
+func (t *Table[V]) Keys() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	keys := make([]string, 0, len(t.rows))
+	for k := range t.rows {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 // All returns every value, ordered by key.
 func (t *Table[V]) All() []V {
 	t.mu.RLock()

@@ -60,6 +60,7 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := os.MkdirAll(e.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	e.generateMaster = true
 	if len(e.brokers) == 0 {
 		dir := filepath.Join(e.cfg.DataDir, "kafka")
 		emb, err := broker.StartEmbedded(e.cfg.EmbeddedKafkaListen, dir, e.log)

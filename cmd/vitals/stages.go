@@ -20,10 +20,12 @@ import (
 	"github.com/vitalshq/vitals/api"
 	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/broker"
+	"github.com/vitalshq/vitals/clientip"
 	"github.com/vitalshq/vitals/config"
 	"github.com/vitalshq/vitals/dispatcher"
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/health"
+	"github.com/vitalshq/vitals/keyring"
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/processor"
 	"github.com/vitalshq/vitals/processor/model"
@@ -47,6 +49,10 @@ type env struct {
 	g       *group
 
 	replays *replay.Store // shared by the API and the dispatcher of one process
+	// generateMaster lets masterKey create <data-dir>/master.key (run).
+	generateMaster bool
+	master         []byte           // the master key, once loaded
+	keys           *keyring.Keyring // shared by every stage of one process
 }
 
 func (e *env) clientOpts(name string) []kgo.Opt {
@@ -171,11 +177,17 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 	} else {
 		e.log.Warn("INSECURE: --insecure-http serves the API over plain HTTP; tokens and events travel in clear text. Use it for local development only.")
 	}
-	authSrv := auth.NewServer(publicURL, store, store, auth.WithLogger(e.log.With("component", "auth")))
-	if _, err := authSrv.EnsureSigningKey(ctx); err != nil {
+	authSrv, provider, err := e.authorizationServer(ctx, publicURL, store)
+	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	trusted, err := clientip.ParseTrusted(cfg.TrustedProxies)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	resolver := clientip.NewResolver(trusted)
 	bootstrapPath := filepath.Join(cfg.DataDir, "bootstrap-client.json")
 	created, err := authSrv.Bootstrap(ctx, bootstrapPath, publicURL+"/oauth/token", publicURL)
 	if err != nil {
@@ -221,17 +233,21 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		return nil, err
 	}
 	srv := api.New(api.Deps{
-		Auth:         authSrv,
-		TokenHandler: authSrv.TokenHandler(),
-		JWKSHandler:  authSrv.JWKSHandler(),
-		Producer:     prod,
-		Endpoints:    eps,
-		Health:       reader,
-		Replays:      replays,
-		Tasks:        replay.NewQueue(queueClient, cfg.RetrySchedule[0]),
-		Encoder:      e.codec,
-		URLChecker:   guard,
-		NewSecret:    webhook.NewSecret,
+		Auth:              authSrv,
+		TokenHandler:      provider.TokenHandler(),
+		JWKSHandler:       authSrv.JWKSHandler(),
+		AuthorizeHandler:  provider.AuthorizeHandler(),
+		RevokeHandler:     provider.RevokeHandler(),
+		IntrospectHandler: provider.IntrospectHandler(),
+		MetadataHandler:   provider.MetadataHandler(),
+		Producer:          prod,
+		Endpoints:         eps,
+		Health:            reader,
+		Replays:           replays,
+		Tasks:             replay.NewQueue(queueClient, cfg.RetrySchedule[0]),
+		Encoder:           e.codec,
+		URLChecker:        guard,
+		NewSecret:         webhook.NewSecret,
 		Source: func(r *http.Request) string {
 			if p, ok := auth.PrincipalFrom(r.Context()); ok {
 				return p.ClientID
@@ -241,7 +257,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		Registry: e.reg,
 		Checks:   e.checks,
 		Logger:   e.log.With("component", "api"),
-	}, api.AllowInsecureEndpoints(cfg.AllowInsecureEndpoints))
+	}, api.AllowInsecureEndpoints(cfg.AllowInsecureEndpoints), api.ClientIP(resolver))
 	e.g.Go("api", func(ctx context.Context) error {
 		defer prod.Close()
 		defer queueClient.Close()
@@ -286,7 +302,7 @@ func (e *env) startProcessor() error {
 
 func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error {
 	cfg := e.cfg
-	w, err := e.analyticsWriter()
+	w, err := e.analyticsWriter(ctx)
 	if err != nil {
 		return err
 	}
@@ -339,8 +355,12 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 	return nil
 }
 
-func (e *env) analyticsWriter() (*analytics.Writer, error) {
+func (e *env) analyticsWriter(ctx context.Context) (*analytics.Writer, error) {
 	cfg := e.cfg
+	keys, err := e.keyring(ctx)
+	if err != nil {
+		return nil, err
+	}
 	spool := filepath.Join(cfg.DataDir, "spool")
 	if err := os.MkdirAll(spool, 0o700); err != nil {
 		return nil, fmt.Errorf("analytics spool dir: %w", err)
@@ -354,6 +374,7 @@ func (e *env) analyticsWriter() (*analytics.Writer, error) {
 		analytics.WithDatabase(cfg.ClickHouseDatabase),
 		analytics.WithAuth(cfg.ClickHouseUser, cfg.ClickHousePassword),
 		analytics.WithSpoolDir(spool),
+		analytics.WithSpoolSealer(keys), // attempt rows hold URLs and response excerpts
 		analytics.WithLogger(e.log.With("component", "analytics")),
 		analytics.WithMetrics(e.reg))
 }
