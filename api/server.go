@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/vitalshq/vitals/clientip"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vitalshq/vitals/clientip"
 	"github.com/vitalshq/vitals/dispatcher/task"
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/event"
@@ -94,11 +94,13 @@ type Deps struct {
 	NewSigningKey func() (seedB64, publicB64 string, err error)
 	Replays       Replays
 	Tasks         Tasks
-	Encoder       Encoder
-	Source        func(*http.Request) string
-	Registry      *prometheus.Registry
-	Checks        *ops.Checks
-	Logger        *slog.Logger
+	// Admin routes /v1/admin and /v1/me when set.
+	Admin    *Admin
+	Encoder  Encoder
+	Source   func(*http.Request) string
+	Registry *prometheus.Registry
+	Checks   *ops.Checks
+	Logger   *slog.Logger
 }
 
 // Server is the Vitals HTTP API. It is an http.Handler; Serve runs it on a
@@ -174,6 +176,7 @@ func (s *Server) routes() {
 	if s.d.Health != nil {
 		m.Handle("GET /v1/customers/{id}/health", a.Require("customers:read", http.HandlerFunc(s.customerHealth)))
 	}
+	s.adminRoutes()
 }
 
 // ServeHTTP routes r, answering unknown routes and methods with

@@ -59,6 +59,34 @@ func (s *Server) Authorize(r *http.Request, scope string) (Principal, error) {
 	return p, nil
 }
 
+// RequireUser returns a handler that lets a request reach next only with
+// a valid access token of a person signed in through the code flow (any
+// scope), with its Principal in the context: self-service routes such as
+// TOTP enrolment. Machine clients get 403.
+func (s *Server) RequireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, err := bearerToken(r)
+		var p Principal
+		if err == nil {
+			p, err = s.VerifyAccessToken(raw)
+		}
+		if err != nil {
+			s.unauthorized(w, r, "(any: sign in as a person)", err)
+			return
+		}
+		if c, ok := s.clients.Client(p.ClientID); ok && !c.IPAllow.Empty() && !c.IPAllow.Allows(ClientAddr(r)) {
+			problem.Write(w, r, clientip.Problem(ClientAddr(r)).With("client_id", p.ClientID))
+			return
+		}
+		if !p.IsUser() {
+			problem.Write(w, r, problem.New(http.StatusForbidden, "user-token-required",
+				"this route is for a person signed in through "+AuthorizePath+" (vitals admin login); client "+p.ClientID+" is a machine client"))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
+	})
+}
+
 // ClientAddr is the address a request comes from: the one clientip's
 // middleware resolved (X-Forwarded-For through trusted proxies only), or
 // else the socket peer.

@@ -48,6 +48,9 @@ type Config struct {
 	// X-Forwarded-For is believed for the client address (IP allow-lists,
 	// audit); empty: the socket peer is the client.
 	TrustedProxies []string // --trusted-proxies
+	// TokenKeyRotation is how often the access-token signing key is
+	// replaced; retired keys stay published until their tokens expire.
+	TokenKeyRotation time.Duration // --token-key-rotation (0: never)
 
 	// Processor.
 	ModelConfig     string // --model-config: YAML file tuning the health model (default: built-in)
@@ -84,6 +87,7 @@ func Default() Config {
 		RetrySchedule: []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		DeliveryTimeout:    15 * time.Second,
+		TokenKeyRotation:   30 * 24 * time.Hour,
 		BreakerOpen:        30 * time.Second,
 		ClickHouseDatabase: "vitals",
 		ClickHouseUser:     "default",
@@ -124,6 +128,7 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "INSECURE: serve plain HTTP instead of TLS 1.3 (local development only)")
 		fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (default: self-signed, generated into the data dir)")
 		fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file for --tls-cert")
+		fs.DurationVar(&c.TokenKeyRotation, "token-key-rotation", c.TokenKeyRotation, "how often the access-token signing key is replaced (0: only on demand, POST /v1/admin/keys/rotate)")
 		fs.Var((*listValue)(&c.TrustedProxies), "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (default: none)")
 	}
 	if has(Ops) {

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/config"
@@ -76,44 +79,56 @@ func (e *env) keyring(ctx context.Context) (*keyring.Keyring, error) {
 	return k, nil
 }
 
+// authz is the API's authorization server: token issuer and verifier,
+// OAuth provider, people.
+type authz struct {
+	tokens   *auth.Server
+	provider *oauth.Provider
+	users    *user.Service
+}
+
 // authorizationServer wires the token issuer (auth), the grant store, the
-// users and the OAuth provider of the API.
-func (e *env) authorizationServer(ctx context.Context, publicURL string, clients *auth.KafkaStore) (*auth.Server, *oauth.Provider, error) {
+// users and the OAuth provider of the API, and starts the signing key
+// rotation.
+func (e *env) authorizationServer(ctx context.Context, publicURL string, clients *auth.KafkaStore) (*authz, error) {
 	keys, err := e.keyring(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	grants, err := oauth.NewStore(e.clientOpts("oauth"), clients, e.log.With("component", "oauth"))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := e.startTable(ctx, "oauth-grants", grants); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	userStore, err := user.NewKafkaStore(e.clientOpts("users"), e.log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := e.startTable(ctx, "users", userStore); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	users, err := user.New(userStore, keys)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	authSrv := auth.NewServer(publicURL, clients, clients,
 		auth.WithRevocations(grants), auth.WithLogger(e.log.With("component", "auth")))
 	if _, err := authSrv.EnsureSigningKey(ctx); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// The HMAC secret of codes and refresh tokens is derived from the
 	// master key, so every instance has the same one and none is stored.
 	provider, err := oauth.New(publicURL, authSrv, grants, oauthSecret(e.master),
 		oauth.WithUsers(users), oauth.WithLogger(e.log.With("component", "oauth")))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return authSrv, provider, nil
+	e.g.Go("key-rotation", func(ctx context.Context) error {
+		return authSrv.RunKeyRotation(ctx, e.cfg.TokenKeyRotation, 0)
+	})
+	return &authz{tokens: authSrv, provider: provider, users: users}, nil
 }
 
 // oauthSecret derives the authorization server's HMAC secret from the
@@ -122,4 +137,61 @@ func oauthSecret(master []byte) []byte {
 	m := hmac.New(sha256.New, master)
 	m.Write([]byte("vitals/oauth/hmac/v1"))
 	return m.Sum(nil)
+}
+
+// CLIClientID is the public OAuth client `vitals admin login` signs in
+// with: authorization code + PKCE to a loopback redirect (RFC 8252, any
+// port).
+const CLIClientID = "vitals-cli"
+
+// bootstrapPeople registers the CLI's public client and, when there is
+// no user yet, creates the first administrator with a random password,
+// written to <data-dir>/bootstrap-admin.json (0600). The administrator
+// signs in with it, enrols TOTP (vitals admin mfa) and signs in again with
+// a code to reach the admin routes.
+func (e *env) bootstrapPeople(ctx context.Context, az *authz, clients auth.ClientStore, publicURL string) error {
+	if _, ok := clients.Client(CLIClientID); !ok {
+		c := auth.Client{ID: CLIClientID, Name: "vitals CLI (vitals admin login)", AuthMethod: auth.AuthNone,
+			Scopes: auth.AllScopes(), GrantTypes: []string{auth.GrantAuthorizationCode, auth.GrantRefreshToken},
+			RedirectURIs: []string{"http://127.0.0.1/callback"}, CreatedAt: time.Now().UTC()}
+		if err := clients.PutClient(ctx, c); err != nil {
+			return fmt.Errorf("register the CLI client: %w", err)
+		}
+	}
+	if len(az.users.Users()) > 0 {
+		return nil
+	}
+	path := filepath.Join(e.cfg.DataDir, "bootstrap-admin.json")
+	password := rand.Text() + rand.Text()
+	u, err := az.users.Create(ctx, "admin", password, auth.AllScopes())
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	b, _ := json.MarshalIndent(map[string]string{
+		"username": u.Username, "password": password, "api_url": publicURL,
+		"next": "vitals admin login; vitals admin mfa; vitals admin login (with your code) — then the admin routes are open",
+	}, "", "  ")
+	if err := writeNewPrivateFile(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	e.log.Info("created the first administrator; its password is in a 0600 file: sign in with `vitals admin login`, then enrol TOTP with `vitals admin mfa`",
+		"username", u.Username, "path", path)
+	return nil
+}
+
+// writeNewPrivateFile writes data to a new file of mode 0600 and syncs it.
+func writeNewPrivateFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -177,11 +177,12 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 	} else {
 		e.log.Warn("INSECURE: --insecure-http serves the API over plain HTTP; tokens and events travel in clear text. Use it for local development only.")
 	}
-	authSrv, provider, err := e.authorizationServer(ctx, publicURL, store)
+	az, err := e.authorizationServer(ctx, publicURL, store)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	authSrv, provider := az.tokens, az.provider
 	trusted, err := clientip.ParseTrusted(cfg.TrustedProxies)
 	if err != nil {
 		ln.Close()
@@ -191,6 +192,10 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 	bootstrapPath := filepath.Join(cfg.DataDir, "bootstrap-client.json")
 	created, err := authSrv.Bootstrap(ctx, bootstrapPath, publicURL+"/oauth/token", publicURL)
 	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := e.bootstrapPeople(ctx, az, store, publicURL); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -240,6 +245,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		RevokeHandler:     provider.RevokeHandler(),
 		IntrospectHandler: provider.IntrospectHandler(),
 		MetadataHandler:   provider.MetadataHandler(),
+		Admin:             &api.Admin{Clients: store, Users: az.users, Keys: authSrv, Guard: authSrv, Issuer: "Vitals"},
 		Producer:          prod,
 		Endpoints:         eps,
 		Health:            reader,
