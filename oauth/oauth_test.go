@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -21,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -276,6 +280,12 @@ func TestMetadata(t *testing.T) {
 // admin creates an admin user with TOTP and returns its name, password
 // and TOTP secret.
 func (e *env) admin() (name, pw, secret string) {
+	name, pw, secret, _ = e.adminWithRecovery()
+	return name, pw, secret
+}
+
+// adminWithRecovery is admin, also returning the recovery codes.
+func (e *env) adminWithRecovery() (name, pw, secret string, recovery []string) {
 	e.t.Helper()
 	ctx := context.Background()
 	name, pw = "ada", "correct horse battery staple"
@@ -287,11 +297,12 @@ func (e *env) admin() (name, pw, secret string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.users.ConfirmTOTP(ctx, u.ID, e.code(enr.Secret)); err != nil {
+	recovery, err = e.users.ConfirmTOTP(ctx, u.ID, e.code(enr.Secret))
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.clock.Advance(30 * time.Second) // the confirming step is used
-	return name, pw, enr.Secret
+	return name, pw, enr.Secret, recovery
 }
 
 func (e *env) code(secret string) string {
@@ -505,5 +516,109 @@ func TestRevokeAndIntrospect(t *testing.T) {
 	}
 	if body := introspect(); body["active"] != false {
 		t.Errorf("introspection of a revoked token: %v", body)
+	}
+}
+
+func TestRecoveryCodeSignsInOnce(t *testing.T) {
+	e := newEnv(t)
+	name, pw, _, recovery := e.adminWithRecovery()
+	q, _ := e.authorize(verifier, name, pw, func() string { return recovery[0] })
+	resp, body := e.exchange(q.Get("code"), verifier)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in with a recovery code: %d %v", resp.StatusCode, body)
+	}
+	if p, err := e.tokens.VerifyAccessToken(body["access_token"].(string)); err != nil || !p.HasMFA(time.Now(), time.Hour) {
+		t.Errorf("recovery-code sign-in: %+v %v", p, err)
+	}
+	if q, status := e.authorize(verifier, name, pw, func() string { return recovery[0] }); q != nil || status != http.StatusUnauthorized {
+		t.Errorf("a used recovery code signed in again: %d %v", status, q)
+	}
+}
+
+func TestPrivateKeyJWTClient(t *testing.T) {
+	e := newEnv(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "c1", Algorithm: "ES256", Use: "sig"}
+	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
+	c := auth.Client{ID: auth.NewClientID(), Name: "signed", AuthMethod: auth.AuthPrivateKeyJWT, JWKS: jwks,
+		Scopes: []string{auth.ScopeEventsWrite}, CreatedAt: time.Now()}
+	if err := e.clients.PutClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertion := func(aud string) string {
+		now := time.Now()
+		tok, err := josejwt.Signed(signer).Claims(josejwt.Claims{Issuer: c.ID, Subject: c.ID, Audience: josejwt.Audience{aud},
+			ID: auth.NewTokenID(), IssuedAt: josejwt.NewNumericDate(now), Expiry: josejwt.NewNumericDate(now.Add(5 * time.Minute))}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	form := func(a string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ID},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
+	}
+	a := assertion(e.url + oauth.TokenPath)
+	resp, body := e.post(oauth.TokenPath, form(a), "", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("private_key_jwt: %d %v", resp.StatusCode, body)
+	}
+	if p, err := e.tokens.VerifyAccessToken(body["access_token"].(string)); err != nil || p.ClientID != c.ID {
+		t.Fatalf("token: %+v %v", p, err)
+	}
+	if resp, body := e.post(oauth.TokenPath, form(a), "", ""); resp.StatusCode == http.StatusOK {
+		t.Errorf("a replayed client assertion was accepted: %v", body)
+	}
+	if resp, body := e.post(oauth.TokenPath, form(assertion("https://elsewhere.example/token")), "", ""); resp.StatusCode == http.StatusOK {
+		t.Errorf("an assertion for another audience was accepted: %v", body)
+	}
+	// The client's secret-less record cannot be used with a secret.
+	if resp, _ := e.post(oauth.TokenPath, url.Values{"grant_type": {"client_credentials"}}, c.ID, "guess"); resp.StatusCode == http.StatusOK {
+		t.Error("a private_key_jwt client authenticated with a secret")
+	}
+}
+
+// TestRevocationReachesOtherInstances revokes through one instance and
+// watches a second one, reading the same topic, refuse the token within a
+// second.
+func TestRevocationReachesOtherInstances(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	other, err := oauth.NewStore([]kgo.Opt{kgo.SeedBrokers(e.brokers...)}, e.clients, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = other.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := other.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	verifier := auth.NewServer(e.url, e.clients, e.clients, auth.WithRevocations(other))
+	tok := e.clientToken("endpoints:read")
+	if _, err := verifier.VerifyAccessToken(tok); err != nil {
+		t.Fatalf("second instance refuses a live token: %v", err)
+	}
+	if resp, _ := e.post(oauth.RevokePath, url.Values{"token": {tok}}, e.m2m.ID, e.m2mKey); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	revoked := time.Now()
+	for {
+		if _, err := verifier.VerifyAccessToken(tok); err != nil {
+			t.Logf("second instance refused the token %s after the revocation", time.Since(revoked).Round(time.Millisecond))
+			return
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatal("the second instance still accepts the revoked token after 1 s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
