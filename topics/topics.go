@@ -69,6 +69,10 @@ const (
 	// materialized by the API; a revocation reaches every instance as soon
 	// as it reads the record.
 	OAuthTokens = "vitals.oauth-tokens.v1"
+	// Audit holds one record per API call (JSON, keyed by the API
+	// instance's chain id so each chain stays ordered in one partition).
+	// Written by the API; loaded into ClickHouse api_audit by analytics.
+	Audit = "vitals.audit.v1"
 )
 
 // ForDerived returns the topic a derived event type is written to, or ""
@@ -141,5 +145,6 @@ func All(partitions int32) []Spec {
 		{Name: Users, Partitions: 1, Compacted: true},
 		{Name: Keyring, Partitions: 1, Compacted: true},
 		{Name: OAuthTokens, Partitions: 1, Compacted: true},
+		{Name: Audit, Partitions: partitions},
 	}
 }
