@@ -50,6 +50,7 @@ type config struct {
 	database      string
 	username      string
 	password      string
+	tls           TLS
 	logger        *slog.Logger
 	registerer    prometheus.Registerer
 	probeInterval time.Duration
@@ -160,6 +161,10 @@ func NewWriter(addr string, opts ...Option) (*Writer, error) {
 	if addr == "" && cfg.spoolDir == "" {
 		return nil, ErrNoSink
 	}
+	tlsCfg, err := cfg.tls.config()
+	if err != nil {
+		return nil, err
+	}
 	w := &Writer{
 		cfg:      cfg,
 		log:      cfg.logger,
@@ -186,6 +191,7 @@ func NewWriter(addr string, opts ...Option) (*Writer, error) {
 		w.conn, err = clickhouse.Open(&clickhouse.Options{
 			Addr:         []string{addr},
 			Auth:         clickhouse.Auth{Username: cfg.username, Password: cfg.password},
+			TLS:          tlsCfg,
 			DialTimeout:  cfg.writeTimeout,
 			ReadTimeout:  cfg.writeTimeout,
 			MaxOpenConns: 4,

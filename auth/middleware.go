@@ -78,6 +78,11 @@ func (s *Server) RequireUser(next http.Handler) http.Handler {
 			problem.Write(w, r, clientip.Problem(ClientAddr(r)).With("client_id", p.ClientID))
 			return
 		}
+		if p.Issuer != s.issuer {
+			problem.Write(w, r, problem.New(http.StatusForbidden, "local-user-required",
+				"this route manages a Vitals account; "+p.Issuer+" signs in its own users: use its self-service instead"))
+			return
+		}
 		if !p.IsUser() {
 			problem.Write(w, r, problem.New(http.StatusForbidden, "user-token-required",
 				"this route is for a person signed in through "+AuthorizePath+" (vitals admin login); client "+p.ClientID+" is a machine client"))

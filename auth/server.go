@@ -41,6 +41,8 @@ type Server struct {
 	clients  ClientStore
 	keys     KeyStore
 	revoked  RevocationList
+	// external holds the trusted external issuers, by issuer.
+	external map[string]*ExternalIssuer
 
 	mu     sync.Mutex
 	parsed map[string]cachedKey // by kid

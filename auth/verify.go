@@ -47,6 +47,9 @@ func invalid(format string, args ...any) *InvalidTokenError {
 
 // Principal is who an access token speaks for.
 type Principal struct {
+	// Issuer is the iss claim: this server's issuer, or an external
+	// issuer's (WithExternalIssuer), whose subjects are not Vitals users.
+	Issuer string
 	// Subject is the sub claim: the client id for client-credentials
 	// tokens, the user id for a person's token (code flow).
 	Subject   string
@@ -94,9 +97,20 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 // the time claims are checked with ClockSkew leeway; the client must still
 // exist and be enabled. Failures are *InvalidTokenError wrapping
 // ErrInvalidToken (and ErrTokenExpired for an expired token).
+//
+// A token whose iss names an external issuer (WithExternalIssuer) is
+// checked against that issuer's published keys and rules instead: RS256,
+// PS256, ES256 or EdDSA; typ JWT or at+jwt; iss, aud, exp, sub and nbf or
+// iat required; the client is the IdP's, so only the revocation list
+// applies (by jti, when present).
 func (s *Server) VerifyAccessToken(raw string) (Principal, error) {
 	if len(raw) > maxTokenLen {
 		return Principal{}, invalid("the token is too long")
+	}
+	if x, err := s.externalFor(raw); err != nil {
+		return Principal{}, err
+	} else if x != nil {
+		return s.verifyExternal(x, raw)
 	}
 	tok, err := jwt.ParseSigned(raw, acceptedAlgs())
 	if err != nil {
@@ -174,6 +188,7 @@ func (s *Server) VerifyAccessToken(raw string) (Principal, error) {
 		return Principal{}, invalid("client %s is unknown or disabled", c.ClientID)
 	}
 	p := Principal{
+		Issuer:    s.issuer,
 		Subject:   c.Subject,
 		ClientID:  c.ClientID,
 		Scopes:    ParseScope(c.Scope),

@@ -20,14 +20,23 @@ import (
 )
 
 // Options returns the client options every Vitals Kafka client starts from:
-// the seed brokers and a client id. Stages append their own (groups,
-// producer settings).
-func Options(brokers []string, clientID string) []kgo.Opt {
-	return []kgo.Opt{
+// the seed brokers, a client id and the connection security of sec. Stages
+// append their own (groups, producer settings).
+//
+// Settings sec cannot build (see Security.Validate, which a process should
+// call at start) never yield an unprotected client: its every connection
+// fails with the settings' error instead.
+func Options(brokers []string, clientID string, sec Security) []kgo.Opt {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
 		kgo.ClientID(clientID),
 		kgo.RetryTimeout(30 * time.Second),
 	}
+	secOpts, err := sec.ClientOpts()
+	if err != nil {
+		return append(opts, refusingDialer(err))
+	}
+	return append(opts, secOpts...)
 }
 
 // ParseList splits a comma-separated broker list, dropping blanks.

@@ -15,7 +15,7 @@ import (
 
 func TestEnsureTopicsIsIdempotentAndCompacts(t *testing.T) {
 	testenv.Brokers(t, func(t *testing.T, brokers []string) {
-		cl, err := kgo.NewClient(broker.Options(brokers, "test")...)
+		cl, err := kgo.NewClient(broker.Options(brokers, "test", broker.Security{})...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestEmbeddedPersistsAcrossRestarts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(broker.Options(emb.Addrs(), "test")...)
+	cl, err := kgo.NewClient(broker.Options(emb.Addrs(), "test", broker.Security{})...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestEmbeddedPersistsAcrossRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emb.Close()
-	cl, err = kgo.NewClient(append(broker.Options(emb.Addrs(), "test"), kgo.ConsumeTopics("t"),
+	cl, err = kgo.NewClient(append(broker.Options(emb.Addrs(), "test", broker.Security{}), kgo.ConsumeTopics("t"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		t.Fatal(err)

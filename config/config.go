@@ -37,6 +37,23 @@ type Config struct {
 	KafkaBrokers        []string // --kafka-brokers: external cluster; empty = embedded broker (run only)
 	EmbeddedKafkaListen string   // --embedded-kafka-listen: where the embedded broker listens
 	Partitions          int      // --partitions: partitions of data topics created at start
+	// KafkaTLS dials the external cluster over TLS (1.2 or later: managed
+	// clusters may not offer 1.3), trusting the PEM CA certificates in
+	// KafkaTLSCA (default: the system roots) and presenting the client
+	// certificate KafkaTLSCert/KafkaTLSKey when given. The embedded broker
+	// ignores these settings.
+	KafkaTLS           bool   // --kafka-tls
+	KafkaTLSCA         string // --kafka-tls-ca
+	KafkaTLSCert       string // --kafka-tls-cert
+	KafkaTLSKey        string // --kafka-tls-key
+	KafkaTLSServerName string // --kafka-tls-server-name: name the broker certificates carry (default: each broker's host)
+	// KafkaSASLMechanism authenticates to the cluster: SCRAM-SHA-256,
+	// SCRAM-SHA-512, or PLAIN (refused without KafkaTLS, as it sends the
+	// password itself); empty: no SASL. The password is best given as
+	// VITALS_KAFKA_SASL_PASSWORD, which no process listing shows.
+	KafkaSASLMechanism string // --kafka-sasl-mechanism
+	KafkaSASLUser      string // --kafka-sasl-user
+	KafkaSASLPassword  string // --kafka-sasl-password
 
 	// API.
 	Listen       string // --listen: API address
@@ -51,6 +68,11 @@ type Config struct {
 	// TokenKeyRotation is how often the access-token signing key is
 	// replaced; retired keys stay published until their tokens expire.
 	TokenKeyRotation time.Duration // --token-key-rotation (0: never)
+	// ExternalIssuer and ExternalJWKSURL make the API also accept access
+	// tokens of another authorization server (Keycloak, Hydra, …), checked
+	// against the keys it publishes.
+	ExternalIssuer  string // --external-issuer: its iss claim
+	ExternalJWKSURL string // --external-jwks-url: https URL of its JWK Set
 
 	// Processor.
 	ModelConfig     string // --model-config: YAML file tuning the health model (default: built-in)
@@ -72,6 +94,12 @@ type Config struct {
 	ClickHouseDatabase string // --clickhouse-database
 	ClickHouseUser     string // --clickhouse-user
 	ClickHousePassword string // --clickhouse-password
+	// ClickHouseTLS connects over TLS (1.2 or later) to ClickHouse's
+	// secure native port (9440 by default), trusting the PEM CA
+	// certificates in ClickHouseTLSCA (default: the system roots).
+	ClickHouseTLS           bool   // --clickhouse-tls
+	ClickHouseTLSCA         string // --clickhouse-tls-ca
+	ClickHouseTLSServerName string // --clickhouse-tls-server-name: name the server certificate carries (default: the host of --clickhouse-addr)
 }
 
 // Default returns the defaults of every setting.
@@ -121,6 +149,14 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 	if has(Kafka) {
 		fs.Var((*listValue)(&c.KafkaBrokers), "kafka-brokers", "comma-separated seed brokers of an external Kafka cluster")
 		fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of the data topics created at start")
+		fs.BoolVar(&c.KafkaTLS, "kafka-tls", c.KafkaTLS, "connect to the Kafka cluster over TLS (1.2 or later)")
+		fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", c.KafkaTLSCA, "PEM file of the CA certificates that sign the brokers' certificates (default: system roots; needs --kafka-tls)")
+		fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", c.KafkaTLSCert, "PEM client certificate for brokers that authenticate clients by certificate (with --kafka-tls-key)")
+		fs.StringVar(&c.KafkaTLSKey, "kafka-tls-key", c.KafkaTLSKey, "PEM private key of --kafka-tls-cert")
+		fs.StringVar(&c.KafkaTLSServerName, "kafka-tls-server-name", c.KafkaTLSServerName, "name the brokers' certificates must carry (default: the host of each broker address)")
+		fs.StringVar(&c.KafkaSASLMechanism, "kafka-sasl-mechanism", c.KafkaSASLMechanism, "SASL mechanism: SCRAM-SHA-256, SCRAM-SHA-512, or PLAIN (only with --kafka-tls) (default: no SASL)")
+		fs.StringVar(&c.KafkaSASLUser, "kafka-sasl-user", c.KafkaSASLUser, "SASL user")
+		fs.StringVar(&c.KafkaSASLPassword, "kafka-sasl-password", c.KafkaSASLPassword, "SASL password; prefer the environment variable VITALS_KAFKA_SASL_PASSWORD, which no process listing shows")
 	}
 	if has(API) {
 		fs.StringVar(&c.Listen, "listen", c.Listen, "API listen address HOST:PORT")
@@ -128,6 +164,8 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "INSECURE: serve plain HTTP instead of TLS 1.3 (local development only)")
 		fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (default: self-signed, generated into the data dir)")
 		fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file for --tls-cert")
+		fs.StringVar(&c.ExternalIssuer, "external-issuer", c.ExternalIssuer, "also accept access tokens issued by this OAuth server (its iss), e.g. a Keycloak realm URL")
+		fs.StringVar(&c.ExternalJWKSURL, "external-jwks-url", c.ExternalJWKSURL, "https URL of --external-issuer's JWK Set")
 		fs.DurationVar(&c.TokenKeyRotation, "token-key-rotation", c.TokenKeyRotation, "how often the access-token signing key is replaced (0: only on demand, POST /v1/admin/keys/rotate)")
 		fs.Var((*listValue)(&c.TrustedProxies), "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (default: none)")
 	}
@@ -154,6 +192,9 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", c.ClickHouseDatabase, "ClickHouse database")
 		fs.StringVar(&c.ClickHouseUser, "clickhouse-user", c.ClickHouseUser, "ClickHouse user")
 		fs.StringVar(&c.ClickHousePassword, "clickhouse-password", c.ClickHousePassword, "ClickHouse password")
+		fs.BoolVar(&c.ClickHouseTLS, "clickhouse-tls", c.ClickHouseTLS, "connect to ClickHouse over TLS (1.2 or later; its secure native port, 9440 by default)")
+		fs.StringVar(&c.ClickHouseTLSCA, "clickhouse-tls-ca", c.ClickHouseTLSCA, "PEM file of the CA certificates that sign ClickHouse's certificate (default: system roots; needs --clickhouse-tls)")
+		fs.StringVar(&c.ClickHouseTLSServerName, "clickhouse-tls-server-name", c.ClickHouseTLSServerName, "name ClickHouse's certificate must carry (default: the host of --clickhouse-addr)")
 	}
 }
 

@@ -30,6 +30,8 @@ type Endpoint struct {
 
 	// Secret signs deliveries ("whsec_…"). During a rotation the previous
 	// secret keeps signing too (a second signature) until PreviousUntil.
+	// The three secret fields are held in the clear here and sealed in
+	// the topic by a Registry with a Sealer.
 	Secret         string    `json:"secret"`
 	PreviousSecret string    `json:"previous_secret,omitempty"`
 	PreviousUntil  time.Time `json:"previous_until,omitzero"`

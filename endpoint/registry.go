@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -18,18 +19,49 @@ import (
 // Registry is the endpoint registry: the compacted topic topics.Endpoints
 // materialized in this process. Every API and dispatcher instance runs one,
 // so a change made through any API instance reaches every dispatcher.
+//
+// With a Sealer (WithSealer), the secret fields (Secret, PreviousSecret,
+// SigningKeyEd25519) are sealed in the topic and opened when read; records
+// written in the clear before are still read, and sealed when written
+// again. A record whose secrets do not open (tampered with, moved from
+// another record, sealed under an unknown key, or sealed when this
+// registry has no Sealer) is logged as an error and is not handed out: Get
+// does not find it and it receives no deliveries.
 type Registry struct {
-	table *ktable.Table[Endpoint]
+	table *ktable.Table[*entry]
+	codec codec
 }
+
+// Option configures a Registry.
+type Option func(*registryConfig)
+
+// registryConfig is what the Options of NewRegistry set.
+type registryConfig struct {
+	sealer Sealer
+	logger *slog.Logger
+}
+
+// WithSealer seals the secret fields at rest with s (the process keyring).
+// Without it they are stored in the clear, and sealed records are unusable.
+func WithSealer(s Sealer) Option { return func(c *registryConfig) { c.sealer = s } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *registryConfig) { c.logger = l } }
 
 // NewRegistry returns a registry over a client built from clientOpts. Run
 // must be started before reads are meaningful; Ready tells when.
-func NewRegistry(clientOpts []kgo.Opt, opts ...ktable.Option[Endpoint]) (*Registry, error) {
-	t, err := ktable.New[Endpoint](topics.Endpoints, clientOpts, opts...)
+func NewRegistry(clientOpts []kgo.Opt, opts ...Option) (*Registry, error) {
+	cfg := registryConfig{logger: slog.Default()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	c := codec{sealer: cfg.sealer, logger: cfg.logger}
+	t, err := ktable.New(topics.Endpoints, clientOpts,
+		ktable.WithCodec[*entry](c), ktable.WithLogger[*entry](cfg.logger))
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{table: t}, nil
+	return &Registry{table: t, codec: c}, nil
 }
 
 // Run materializes the topic until ctx is done.
@@ -49,7 +81,9 @@ func (r *Registry) Ready() bool {
 }
 
 // Put creates or replaces e; it returns once e is visible in this instance.
-func (r *Registry) Put(ctx context.Context, e Endpoint) error { return r.table.Put(ctx, e.ID, e) }
+func (r *Registry) Put(ctx context.Context, e Endpoint) error {
+	return r.table.Put(ctx, e.ID, &entry{ep: e})
+}
 
 // Delete removes the endpoint with the given id.
 func (r *Registry) Delete(ctx context.Context, id string) error { return r.table.Delete(ctx, id) }
@@ -64,7 +98,7 @@ var ErrNotFound = errors.New("endpoint not found")
 // Like every registry write it is last-writer-wins: a concurrent PATCH of
 // the same endpoint may overwrite it.
 func (r *Registry) Disable(ctx context.Context, endpointID, reason string) error {
-	e, ok := r.table.Get(endpointID)
+	e, ok := r.Get(endpointID)
 	if !ok {
 		return fmt.Errorf("disable %s: %w", endpointID, ErrNotFound)
 	}
@@ -73,23 +107,43 @@ func (r *Registry) Disable(ctx context.Context, endpointID, reason string) error
 	}
 	now := time.Now().UTC()
 	e.Disabled, e.DisabledReason, e.DisabledAt, e.UpdatedAt = true, reason, now, now
-	if err := r.table.Put(ctx, e.ID, e); err != nil {
+	if err := r.Put(ctx, e); err != nil {
 		return fmt.Errorf("disable %s: %w", endpointID, err)
 	}
 	return nil
 }
 
-// Get returns the endpoint with the given id.
-func (r *Registry) Get(id string) (Endpoint, bool) { return r.table.Get(id) }
+// Get returns the endpoint with the given id, with its secrets in the
+// clear. An endpoint whose secrets do not open is not found.
+func (r *Registry) Get(id string) (Endpoint, bool) {
+	en, ok := r.table.Get(id)
+	if !ok {
+		return Endpoint{}, false
+	}
+	e, err := en.endpoint(r.codec)
+	if err != nil || e.ID != id {
+		return Endpoint{}, false
+	}
+	return e, true
+}
 
-// List returns every endpoint, ordered by id.
-func (r *Registry) List() []Endpoint { return r.table.All() }
+// List returns every usable endpoint, ordered by id.
+func (r *Registry) List() []Endpoint {
+	all := r.table.All()
+	out := make([]Endpoint, 0, len(all))
+	for _, en := range all {
+		if e, err := en.endpoint(r.codec); err == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
 
-// Subscribed returns the enabled endpoints that receive eventType.
+// Subscribed returns the enabled, usable endpoints that receive eventType.
 func (r *Registry) Subscribed(eventType string) []Endpoint {
 	var out []Endpoint
-	for _, e := range r.table.All() {
-		if e.Subscribes(eventType) {
+	for _, en := range r.table.All() {
+		if e, err := en.endpoint(r.codec); err == nil && e.Subscribes(eventType) {
 			out = append(out, e)
 		}
 	}

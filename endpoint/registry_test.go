@@ -13,9 +13,9 @@ import (
 	"github.com/vitalshq/vitals/topics"
 )
 
-func startRegistry(t *testing.T, brokers []string) *endpoint.Registry {
+func startRegistry(t *testing.T, brokers []string, opts ...endpoint.Option) *endpoint.Registry {
 	t.Helper()
-	r, err := endpoint.NewRegistry([]kgo.Opt{kgo.SeedBrokers(brokers...)})
+	r, err := endpoint.NewRegistry([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

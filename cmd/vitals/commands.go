@@ -115,6 +115,9 @@ func (e *env) runStages(ctx context.Context, withAPI, withProcessor, withDispatc
 	if len(e.cfg.RetrySchedule) == 0 {
 		return fmt.Errorf("%w: --retry-schedule needs at least one duration, e.g. 5s,5m,30m", errUsage)
 	}
+	if err := e.kafkaSecurity().Validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if err := e.prepareKafka(e.g.ctx); err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ func commands() []command {
 		{"dispatcher", "the webhook dispatcher alone, against an external Kafka cluster", runDispatcher},
 		{"simulate", "send realistic customer journeys through the API", runSimulate},
 		{"listen", "a local webhook receiver that verifies Standard Webhooks signatures", runListen},
+		{"keys", "data-encryption keys of secrets at rest: `keys rotate` re-encrypts them under a new key", runKeys},
 		{"admin", "sign in as an administrator; manage OAuth clients, users and signing keys", runAdmin},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "vitals", version)

@@ -113,8 +113,19 @@ func (e *env) authorizationServer(ctx context.Context, publicURL string, clients
 	if err != nil {
 		return nil, err
 	}
-	authSrv := auth.NewServer(publicURL, clients, clients,
-		auth.WithRevocations(grants), auth.WithLogger(e.log.With("component", "auth")))
+	authOpts := []auth.Option{auth.WithRevocations(grants), auth.WithLogger(e.log.With("component", "auth"))}
+	if iss, jwks := e.cfg.ExternalIssuer, e.cfg.ExternalJWKSURL; iss != "" || jwks != "" {
+		if iss == "" || jwks == "" {
+			return nil, fmt.Errorf("%w: --external-issuer and --external-jwks-url go together", errUsage)
+		}
+		x, err := auth.NewExternalIssuer(iss, jwks)
+		if err != nil {
+			return nil, fmt.Errorf("--external-issuer: %w", err)
+		}
+		authOpts = append(authOpts, auth.WithExternalIssuer(x))
+		e.log.Info("also accepting access tokens of an external issuer", "issuer", iss, "jwks", jwks)
+	}
+	authSrv := auth.NewServer(publicURL, clients, clients, authOpts...)
 	if _, err := authSrv.EnsureSigningKey(ctx); err != nil {
 		return nil, err
 	}

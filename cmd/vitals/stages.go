@@ -56,7 +56,21 @@ type env struct {
 }
 
 func (e *env) clientOpts(name string) []kgo.Opt {
-	return broker.Options(e.brokers, "vitals-"+name)
+	return broker.Options(e.brokers, "vitals-"+name, e.kafkaSecurity())
+}
+
+// kafkaSecurity is the TLS and SASL settings of the external cluster; the
+// embedded broker is plaintext on loopback.
+func (e *env) kafkaSecurity() broker.Security {
+	c := e.cfg
+	if len(c.KafkaBrokers) == 0 {
+		return broker.Security{}
+	}
+	return broker.Security{
+		TLS: c.KafkaTLS, TLSCAFile: c.KafkaTLSCA, TLSCertFile: c.KafkaTLSCert, TLSKeyFile: c.KafkaTLSKey,
+		TLSServerName: c.KafkaTLSServerName,
+		SASLMechanism: c.KafkaSASLMechanism, SASLUser: c.KafkaSASLUser, SASLPassword: c.KafkaSASLPassword,
+	}
 }
 
 // prepareKafka checks the cluster answers and creates missing topics.
@@ -105,7 +119,12 @@ func (e *env) startTable(ctx context.Context, name string, t readyTable) error {
 }
 
 func (e *env) endpoints(ctx context.Context) (*endpoint.Registry, error) {
-	reg, err := endpoint.NewRegistry(e.clientOpts("endpoints"))
+	keys, err := e.keyring(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := endpoint.NewRegistry(e.clientOpts("endpoints"),
+		endpoint.WithSealer(keys), endpoint.WithLogger(e.log.With("component", "endpoints")))
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +164,11 @@ func (e *env) guard() (*ssrf.Guard, error) {
 // bound, so callers can log where it listens.
 func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, error) {
 	cfg := e.cfg
-	store, err := auth.NewKafkaStore(e.clientOpts("auth"), e.log)
+	keys, err := e.keyring(ctx)
+	if err != nil {
+		return nil, err
+	}
+	store, err := auth.NewKafkaStore(e.clientOpts("auth"), e.log, auth.WithKeySealer(keys))
 	if err != nil {
 		return nil, err
 	}
@@ -379,6 +402,7 @@ func (e *env) analyticsWriter(ctx context.Context) (*analytics.Writer, error) {
 	return analytics.NewWriter(cfg.ClickHouseAddr,
 		analytics.WithDatabase(cfg.ClickHouseDatabase),
 		analytics.WithAuth(cfg.ClickHouseUser, cfg.ClickHousePassword),
+		analytics.WithTLS(analytics.TLS{Enabled: cfg.ClickHouseTLS, CAFile: cfg.ClickHouseTLSCA, ServerName: cfg.ClickHouseTLSServerName}),
 		analytics.WithSpoolDir(spool),
 		analytics.WithSpoolSealer(keys), // attempt rows hold URLs and response excerpts
 		analytics.WithLogger(e.log.With("component", "analytics")),
