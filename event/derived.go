@@ -130,33 +130,46 @@ type ChurnRisk struct {
 // TimestampFormat is how webhook bodies write times: RFC 3339, UTC, seconds.
 const TimestampFormat = "2006-01-02T15:04:05Z"
 
-// MarshalJSON encodes d as the flat webhook body of the brief.
+// MarshalJSON encodes d as the flat webhook body of the brief: the common
+// fields, then those of its type, then the explanation when set. It uses
+// fixed struct shapes (not a map): the dispatcher encodes every delivery's
+// body, and a map costs a sort and a box per field.
 func (d Derived) MarshalJSON() ([]byte, error) {
-	m := map[string]any{
-		"event":       d.Event,
-		"event_id":    d.EventID,
-		"customer_id": d.CustomerID,
-		"timestamp":   d.Timestamp.UTC().Format(TimestampFormat),
+	type common struct {
+		Event      string `json:"event"`
+		EventID    string `json:"event_id"`
+		CustomerID string `json:"customer_id"`
+		Timestamp  string `json:"timestamp"`
 	}
+	c := common{d.Event, d.EventID, d.CustomerID, d.Timestamp.UTC().Format(TimestampFormat)}
 	switch {
 	case d.Health != nil:
-		m["previous_score"] = d.Health.PreviousScore
-		m["new_score"] = d.Health.NewScore
-		m["change_reason"] = d.Health.ChangeReason
+		return json.Marshal(struct {
+			common
+			*HealthChange
+			Explanation *Explanation `json:"explanation,omitempty"`
+		}{c, d.Health, d.Explanation})
 	case d.Expansion != nil:
-		m["opportunity_type"] = d.Expansion.OpportunityType
-		m["value_estimate"] = d.Expansion.ValueEstimate
-		m["probability"] = d.Expansion.Probability
-		m["success_factors"] = nonNil(d.Expansion.SuccessFactors)
+		x := *d.Expansion
+		x.SuccessFactors = nonNil(x.SuccessFactors)
+		return json.Marshal(struct {
+			common
+			*Expansion
+			Explanation *Explanation `json:"explanation,omitempty"`
+		}{c, &x, d.Explanation})
 	case d.Churn != nil:
-		m["risk_level"] = d.Churn.RiskLevel
-		m["risk_indicators"] = nonNil(d.Churn.RiskIndicators)
-		m["recommended_actions"] = nonNil(d.Churn.RecommendedActions)
+		x := *d.Churn
+		x.RiskIndicators, x.RecommendedActions = nonNil(x.RiskIndicators), nonNil(x.RecommendedActions)
+		return json.Marshal(struct {
+			common
+			*ChurnRisk
+			Explanation *Explanation `json:"explanation,omitempty"`
+		}{c, &x, d.Explanation})
 	}
-	if d.Explanation != nil {
-		m["explanation"] = d.Explanation
-	}
-	return json.Marshal(m)
+	return json.Marshal(struct {
+		common
+		Explanation *Explanation `json:"explanation,omitempty"`
+	}{c, d.Explanation})
 }
 
 func nonNil(s []string) []string {

@@ -20,6 +20,7 @@ BEGIN {
 	for (i = 2; i <= NF; i++) {
 		if ($(i+1) == "ns/op") ns[name] = $i
 		if ($(i+1) ~ /\/s$/) rate[name] = $i
+		if ($(i+1) == "cpu-µs/op") cpu[name] = $i
 	}
 }
 END {
@@ -34,5 +35,13 @@ END {
 		b = rpair[n]
 		if ((n in rate) && (b in rate) && rate[b] > 0)
 			printf "%-42s %12.0f %-16s %12.0f %7.2fx\n", n, rate[n], b, rate[b], rate[n] / rate[b]
+	}
+	# CPU per operation (both CPU-bound in one process): baseline cost /
+	# cost is the throughput ratio an idle machine would show.
+	printf "\n%-42s %12s %-16s %12s %8s\n", "CPU per operation", "µs", "baseline", "µs", "ratio"
+	for (n in rpair) {
+		b = rpair[n]
+		if ((n in cpu) && (b in cpu) && cpu[n] > 0)
+			printf "%-42s %12.1f %-16s %12.1f %7.2fx\n", n, cpu[n], b, cpu[b], cpu[b] / cpu[n]
 	}
 }
