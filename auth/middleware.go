@@ -1,16 +1,15 @@
 package auth
 
 import (
-	"net/netip"
-	"strconv"
-	"time"
-
 	"errors"
 	"fmt"
-	"github.com/vitalshq/vitals/clientip"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/vitalshq/vitals/clientip"
 	"github.com/vitalshq/vitals/problem"
 )
 
@@ -22,19 +21,81 @@ import (
 func (s *Server) Require(scope string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.Authorize(r, scope)
-		switch {
-		case err == nil:
-			next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
-		case errors.Is(err, ErrInsufficientScope):
-			s.insufficientScope(w, r, scope, p)
-		case errors.Is(err, ErrAddressNotAllowed):
-			s.log.WarnContext(r.Context(), "auth: request from outside the client's IP allow-list",
-				"client_id", p.ClientID, "addr", ClientAddr(r), "path", r.URL.Path)
-			problem.Write(w, r, clientip.Problem(ClientAddr(r)).With("client_id", p.ClientID))
-		default:
-			s.unauthorized(w, r, scope, err)
+		if err != nil {
+			s.Deny(w, r, scope, p, err)
+			return
 		}
+		next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
 	})
+}
+
+// Deny answers a request that Authorize, CheckMFA or CheckUser refused
+// with err: 401 with a Bearer challenge for a missing or invalid token and
+// for missing MFA (RFC 9470), 403 for a missing scope, an address outside
+// the client's allow-list or a route for people; all problem+json. scope
+// is the route's scope, p the principal when the token was valid.
+func (s *Server) Deny(w http.ResponseWriter, r *http.Request, scope string, p Principal, err error) {
+	switch {
+	case errors.Is(err, ErrInsufficientScope):
+		s.insufficientScope(w, r, scope, p)
+	case errors.Is(err, ErrAddressNotAllowed):
+		s.log.WarnContext(r.Context(), "auth: request from outside the client's IP allow-list",
+			"client_id", p.ClientID, "addr", ClientAddr(r), "path", r.URL.Path)
+		problem.Write(w, r, clientip.Problem(ClientAddr(r)).With("client_id", p.ClientID))
+	case errors.Is(err, ErrMFARequired):
+		s.mfaRequired(w, r, p)
+	case errors.Is(err, ErrNotLocalUser):
+		problem.Write(w, r, problem.New(http.StatusForbidden, "local-user-required",
+			"this route manages a Vitals account; "+p.Issuer+" signs in its own users: use its self-service instead"))
+	case errors.Is(err, ErrNotUser):
+		problem.Write(w, r, problem.New(http.StatusForbidden, "user-token-required",
+			"this route is for a person signed in through "+AuthorizePath+" (vitals admin login); client "+p.ClientID+" is a machine client"))
+	default:
+		s.unauthorized(w, r, scope, err)
+	}
+}
+
+// DenyReason names why err refused a request, for the audit log:
+// missing_token, invalid_token, insufficient_scope, ip_denied,
+// mfa_required, user_required.
+func DenyReason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrMissingToken):
+		return "missing_token"
+	case errors.Is(err, ErrInsufficientScope):
+		return "insufficient_scope"
+	case errors.Is(err, ErrAddressNotAllowed):
+		return "ip_denied"
+	case errors.Is(err, ErrMFARequired):
+		return "mfa_required"
+	case errors.Is(err, ErrNotLocalUser), errors.Is(err, ErrNotUser):
+		return "user_required"
+	}
+	return "invalid_token"
+}
+
+// CheckMFA is nil when p is a person who signed in with a one-time code
+// within maxAge (amr "otp", auth_time); ErrMFARequired otherwise.
+func (s *Server) CheckMFA(p Principal, maxAge time.Duration) error {
+	if p.IsUser() && p.HasMFA(s.now(), maxAge) {
+		return nil
+	}
+	return ErrMFARequired
+}
+
+// CheckUser is nil when p is a person with a Vitals account (signed in
+// here, not at an external issuer); ErrNotLocalUser or ErrNotUser
+// otherwise.
+func (s *Server) CheckUser(p Principal) error {
+	switch {
+	case p.Issuer != s.issuer:
+		return ErrNotLocalUser
+	case !p.IsUser():
+		return ErrNotUser
+	}
+	return nil
 }
 
 // Authorize checks the request's Bearer token for scope and returns its
@@ -42,6 +103,37 @@ func (s *Server) Require(scope string, next http.Handler) http.Handler {
 // (ErrInvalidToken), or ErrInsufficientScope together with the valid
 // token's principal.
 func (s *Server) Authorize(r *http.Request, scope string) (Principal, error) {
+	p, err := s.Authenticate(r)
+	if err != nil {
+		return p, err
+	}
+	if !p.HasScope(scope) {
+		return p, fmt.Errorf("client %s lacks scope %s: %w", p.ClientID, scope, ErrInsufficientScope)
+	}
+	return p, nil
+}
+
+// RequireUser returns a handler that lets a request reach next only with
+// a valid access token of a person with a Vitals account, signed in
+// through the code flow (any scope), with its Principal in the context:
+// self-service routes such as TOTP enrolment. Others get 401 or 403.
+func (s *Server) RequireUser(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.Authenticate(r)
+		if err == nil {
+			err = s.CheckUser(p)
+		}
+		if err != nil {
+			s.Deny(w, r, "(any: sign in as a person)", p, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
+	})
+}
+
+// Authenticate checks the request's Bearer token and the client's IP
+// allow-list, whatever the scope.
+func (s *Server) Authenticate(r *http.Request) (Principal, error) {
 	raw, err := bearerToken(r)
 	if err != nil {
 		return Principal{}, err
@@ -53,43 +145,7 @@ func (s *Server) Authorize(r *http.Request, scope string) (Principal, error) {
 	if c, ok := s.clients.Client(p.ClientID); ok && !c.IPAllow.Empty() && !c.IPAllow.Allows(ClientAddr(r)) {
 		return p, fmt.Errorf("client %s: %s: %w", p.ClientID, ClientAddr(r), ErrAddressNotAllowed)
 	}
-	if !p.HasScope(scope) {
-		return p, fmt.Errorf("client %s lacks scope %s: %w", p.ClientID, scope, ErrInsufficientScope)
-	}
 	return p, nil
-}
-
-// RequireUser returns a handler that lets a request reach next only with
-// a valid access token of a person signed in through the code flow (any
-// scope), with its Principal in the context: self-service routes such as
-// TOTP enrolment. Machine clients get 403.
-func (s *Server) RequireUser(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, err := bearerToken(r)
-		var p Principal
-		if err == nil {
-			p, err = s.VerifyAccessToken(raw)
-		}
-		if err != nil {
-			s.unauthorized(w, r, "(any: sign in as a person)", err)
-			return
-		}
-		if c, ok := s.clients.Client(p.ClientID); ok && !c.IPAllow.Empty() && !c.IPAllow.Allows(ClientAddr(r)) {
-			problem.Write(w, r, clientip.Problem(ClientAddr(r)).With("client_id", p.ClientID))
-			return
-		}
-		if p.Issuer != s.issuer {
-			problem.Write(w, r, problem.New(http.StatusForbidden, "local-user-required",
-				"this route manages a Vitals account; "+p.Issuer+" signs in its own users: use its self-service instead"))
-			return
-		}
-		if !p.IsUser() {
-			problem.Write(w, r, problem.New(http.StatusForbidden, "user-token-required",
-				"this route is for a person signed in through "+AuthorizePath+" (vitals admin login); client "+p.ClientID+" is a machine client"))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(ContextWithPrincipal(r.Context(), p)))
-	})
 }
 
 // ClientAddr is the address a request comes from: the one clientip's
@@ -119,18 +175,24 @@ const DefaultMFAMaxAge = 12 * time.Hour
 // people.
 func (s *Server) RequireMFA(maxAge time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := PrincipalFrom(r.Context())
-		if ok && p.IsUser() && p.HasMFA(s.now(), maxAge) {
-			next.ServeHTTP(w, r)
+		p, _ := PrincipalFrom(r.Context())
+		if err := s.CheckMFA(p, maxAge); err != nil {
+			s.Deny(w, r, ScopeAdmin, p, err)
 			return
 		}
-		reason := fmt.Sprintf("this route needs a person signed in with a one-time code within the last %s", maxAge)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="insufficient_user_authentication", error_description="`+
-			quotable(reason)+`", max_age="`+strconv.Itoa(int(maxAge/time.Second))+`", acr_values="mfa"`)
-		detail := reason + "; sign in again through " + AuthorizePath + " with your password and authenticator code (vitals admin login)"
-		s.log.InfoContext(r.Context(), "auth: admin route refused without fresh MFA", "sub", p.Subject, "path", r.URL.Path)
-		problem.Write(w, r, problem.New(http.StatusUnauthorized, "mfa-required", detail).With("max_age", int(maxAge/time.Second)))
+		next.ServeHTTP(w, r)
 	})
+}
+
+// mfaRequired answers 401 with the RFC 9470 step-up challenge.
+func (s *Server) mfaRequired(w http.ResponseWriter, r *http.Request, p Principal) {
+	maxAge := DefaultMFAMaxAge
+	reason := fmt.Sprintf("this route needs a person signed in with a one-time code within the last %s", maxAge)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="`+Realm+`", error="insufficient_user_authentication", error_description="`+
+		quotable(reason)+`", max_age="`+strconv.Itoa(int(maxAge/time.Second))+`", acr_values="mfa"`)
+	detail := reason + "; sign in again through " + AuthorizePath + " with your password and authenticator code (vitals admin login)"
+	s.log.InfoContext(r.Context(), "auth: admin route refused without fresh MFA", "sub", p.Subject, "path", r.URL.Path)
+	problem.Write(w, r, problem.New(http.StatusUnauthorized, "mfa-required", detail).With("max_age", int(maxAge/time.Second)))
 }
 
 // RequireScope returns Require as middleware, for routers that compose

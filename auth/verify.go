@@ -26,6 +26,15 @@ var (
 	// ErrAddressNotAllowed: the request comes from outside its client's IP
 	// allow-list.
 	ErrAddressNotAllowed = errors.New("auth: client address not allowed")
+	// ErrMFARequired: the route needs a person who signed in with a
+	// one-time code recently (CheckMFA).
+	ErrMFARequired = errors.New("auth: fresh MFA sign-in required")
+	// ErrNotUser: the route is for people, the token is a machine
+	// client's.
+	ErrNotUser = errors.New("auth: a person's token is required")
+	// ErrNotLocalUser: the route manages a Vitals account, the token is
+	// an external issuer's.
+	ErrNotLocalUser = errors.New("auth: a Vitals account is required")
 )
 
 // maxTokenLen bounds the tokens parsed; ours are well under 1 KiB.
