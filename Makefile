@@ -17,10 +17,11 @@ build:
 run: build
 	./deploy/run-local.sh $(BIN) $(DATA_DIR)
 
-## deps: install what the tests need (ClickHouse from apt, Kafka jars from Maven Central).
+## deps: install what the tests need (ClickHouse and Redis from apt, Kafka jars from Maven Central).
 deps:
 	$(GO) mod download
 	./deploy/clickhouse/clickhouse.sh install
+	./deploy/redis/redis.sh install
 	./deploy/kafka/kafka.sh fetch
 	python3 -m pip install -q --disable-pip-version-check standardwebhooks==1.1.0
 

@@ -61,6 +61,38 @@ CREATE TABLE IF NOT EXISTS {db}.endpoint_state_changes (
 ) ENGINE = MergeTree()
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (endpoint_id, timestamp)`}},
+		// api_audit: one row per audit.Record (package audit), loaded from
+		// vitals.audit.v1 at least once. ReplacingMergeTree on the chain
+		// position folds the identical copies a reload leaves, in merges;
+		// readers must not rely on that (see AuditStore). time is the
+		// record time in seconds, for partitions and people; time_ms is
+		// the exact one the hash covers.
+		{version: 3, stmts: []string{`
+CREATE TABLE IF NOT EXISTS {db}.api_audit (
+    id               String,
+    time             DateTime,
+    time_ms          UInt64,
+    instance         String,
+    seq              UInt64,
+    prev_hash        String,
+    hash             String,
+    request_id       String,
+    client_id        String,
+    user_id          String,
+    source_ip        String,
+    user_agent       String,
+    method           String,
+    route            String,
+    status           UInt16,
+    latency_ms       UInt64,
+    scopes           Array(String),
+    decision         String,
+    reason           String,
+    rate_limit_class String,
+    body_sha256      String
+) ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(time)
+ORDER BY (instance, seq)`}},
 	}
 }
 

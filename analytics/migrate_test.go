@@ -24,15 +24,15 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v != 2 {
-		t.Errorf("SchemaVersion = %d, want 2", v)
+	if v != 3 {
+		t.Errorf("SchemaVersion = %d, want 3", v)
 	}
 	var recorded uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".schema_migrations").Scan(&recorded); err != nil {
 		t.Fatal(err)
 	}
-	if recorded != 2 {
-		t.Errorf("schema_migrations has %d rows after migrating twice, want 2", recorded)
+	if recorded != 3 {
+		t.Errorf("schema_migrations has %d rows after migrating twice, want 3", recorded)
 	}
 
 	rows, err := conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = 'webhook_attempts'", db)

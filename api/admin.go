@@ -23,17 +23,8 @@ type Admin struct {
 	Clients AdminClients
 	Users   AdminUsers
 	Keys    AdminKeys
-	// Guard adds the person and MFA checks (package auth's Server).
-	Guard AdminGuard
 	// Issuer names Vitals in authenticator apps ("Vitals").
 	Issuer string
-}
-
-// AdminGuard is the part of package auth's Server that guards people's
-// routes.
-type AdminGuard interface {
-	RequireMFA(maxAge time.Duration, next http.Handler) http.Handler
-	RequireUser(next http.Handler) http.Handler
 }
 
 // AdminClients is the OAuth client registry (auth.ClientStore).
@@ -59,29 +50,6 @@ type AdminUsers interface {
 type AdminKeys interface {
 	RotateSigningKey(ctx context.Context, alg string) (auth.SigningKey, error)
 	SigningKeyStatus() []auth.KeyStatus
-}
-
-func (s *Server) adminRoutes() {
-	ad := s.d.Admin
-	if ad == nil {
-		return
-	}
-	m, a := s.d.Auth, s.mux
-	admin := func(h http.HandlerFunc) http.Handler {
-		return m.Require(auth.ScopeAdmin, ad.Guard.RequireMFA(auth.DefaultMFAMaxAge, h))
-	}
-	a.Handle("GET /v1/admin/clients", admin(s.listClients))
-	a.Handle("POST /v1/admin/clients", admin(s.createClient))
-	a.Handle("GET /v1/admin/clients/{id}", admin(s.getClient))
-	a.Handle("PATCH /v1/admin/clients/{id}", admin(s.patchClient))
-	a.Handle("GET /v1/admin/users", admin(s.listUsers))
-	a.Handle("POST /v1/admin/users", admin(s.createUser))
-	a.Handle("PATCH /v1/admin/users/{id}", admin(s.patchUser))
-	a.Handle("POST /v1/admin/users/{id}/totp/reset", admin(s.resetUserTOTP))
-	a.Handle("GET /v1/admin/keys", admin(s.listKeys))
-	a.Handle("POST /v1/admin/keys/rotate", admin(s.rotateKey))
-	a.Handle("POST /v1/me/totp", ad.Guard.RequireUser(http.HandlerFunc(s.beginTOTP)))
-	a.Handle("POST /v1/me/totp/confirm", ad.Guard.RequireUser(http.HandlerFunc(s.confirmTOTP)))
 }
 
 // clientView is a client as the admin API shows it: never a secret hash.

@@ -16,10 +16,22 @@ import (
 // batch is validated first; 202 is sent only after Kafka acknowledged every
 // event.
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
+	s.ingest(w, r, producer.MaxBatch, producer.MaxBodyBytes, "POST /v1/events/batch (up to 10000, signed)")
+}
+
+// postEventsBatch is the bulk ingest route: up to producer.MaxBulkBatch
+// events in producer.MaxBulkBodyBytes.
+func (s *Server) postEventsBatch(w http.ResponseWriter, r *http.Request) {
+	s.ingest(w, r, producer.MaxBulkBatch, producer.MaxBulkBodyBytes, "several requests")
+}
+
+// ingest accepts at most maxEvents events in maxBytes; bigger tells where
+// larger batches go.
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request, maxEvents int, maxBytes int64, bigger string) {
 	if !requireJSON(w, r) {
 		return
 	}
-	body, ok := readBody(w, r, producer.MaxBodyBytes)
+	body, ok := readBody(w, r, maxBytes)
 	if !ok {
 		return
 	}
@@ -27,7 +39,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 	if s.d.Source != nil {
 		source = s.d.Source(r)
 	}
-	evs, err := producer.Parse(body, source, s.now())
+	evs, err := producer.ParseN(body, source, s.now(), maxEvents)
 	if err != nil {
 		var ie *producer.InvalidEventError
 		switch {
@@ -40,7 +52,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 			problem.Write(w, r, p)
 		case errors.Is(err, producer.ErrTooMany):
 			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, "too-many-events",
-				fmt.Sprintf("a request holds at most %d events; split the batch", producer.MaxBatch)))
+				fmt.Sprintf("a request holds at most %d events here; split the batch or use %s", maxEvents, bigger)))
 		default:
 			problem.Write(w, r, problem.New(http.StatusBadRequest, "malformed-request", err.Error()))
 		}

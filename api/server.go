@@ -2,9 +2,16 @@ package api
 
 import (
 	"context"
+	"strings"
+
+	"github.com/google/uuid"
+
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/vitalshq/vitals/admission"
+	"github.com/vitalshq/vitals/audit"
+	"github.com/vitalshq/vitals/auth"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,10 +32,15 @@ import (
 	"github.com/vitalshq/vitals/webhook"
 )
 
-// Authorizer guards routes: it lets a request through to next only with a
-// valid access token carrying scope (package auth's Server).
+// Authorizer checks a request's access token (package auth's Server):
+// Authorize for a scope, Authenticate for any, CheckMFA and CheckUser for
+// people's routes; Deny answers a refusal.
 type Authorizer interface {
-	Require(scope string, next http.Handler) http.Handler
+	Authorize(r *http.Request, scope string) (auth.Principal, error)
+	Authenticate(r *http.Request) (auth.Principal, error)
+	CheckMFA(p auth.Principal, maxAge time.Duration) error
+	CheckUser(p auth.Principal) error
+	Deny(w http.ResponseWriter, r *http.Request, scope string, p auth.Principal, err error)
 }
 
 // Producer accepts validated customer events and returns once they are
@@ -95,18 +107,28 @@ type Deps struct {
 	Replays       Replays
 	Tasks         Tasks
 	// Admin routes /v1/admin and /v1/me when set.
-	Admin    *Admin
-	Encoder  Encoder
-	Source   func(*http.Request) string
-	Registry *prometheus.Registry
-	Checks   *ops.Checks
-	Logger   *slog.Logger
+	Admin *Admin
+	// Traffic control, each optional: per-client rate limits, overload
+	// shedding, request signatures of high-value routes, the audit log.
+	Limiter    Limiter
+	Admission  Admission
+	Signatures SignatureVerifier
+	Audit      AuditLog
+	// AuditQuery serves GET /v1/audit when set.
+	AuditQuery AuditQuerier
+	Encoder    Encoder
+	Source     func(*http.Request) string
+	Registry   *prometheus.Registry
+	Checks     *ops.Checks
+	Logger     *slog.Logger
 }
 
 // Server is the Vitals HTTP API. It is an http.Handler; Serve runs it on a
 // listener.
 type Server struct {
 	d       Deps
+	specs   map[string]routeSpec // by ServeMux pattern
+	handler http.Handler         // admission → mux
 	o       options
 	mux     *http.ServeMux
 	now     func() time.Time
@@ -137,55 +159,62 @@ func New(d Deps, opts ...Option) *Server {
 }
 
 func (s *Server) routes() {
-	m := s.mux
-	ops.Register(m, s.d.Registry, s.d.Checks)
-	if s.d.TokenHandler != nil {
-		m.Handle("POST /oauth/token", s.d.TokenHandler)
+	ops.Register(s.mux, s.d.Registry, s.d.Checks)
+	s.specs = map[string]routeSpec{}
+	for _, rs := range s.routeTable() {
+		s.specs[rs.pattern] = rs
+		s.mux.Handle(rs.pattern, s.guard(rs))
 	}
-	if s.d.JWKSHandler != nil {
-		m.Handle("GET /.well-known/jwks.json", s.d.JWKSHandler)
+	s.handler = http.HandlerFunc(s.serveMux)
+	if s.d.Admission != nil {
+		s.handler = s.d.Admission.Middleware(s.classify, s.handler)
 	}
-	if s.d.AuthorizeHandler != nil {
-		m.Handle("GET /oauth/authorize", s.d.AuthorizeHandler)
-		m.Handle("POST /oauth/authorize", s.d.AuthorizeHandler)
-	}
-	if s.d.RevokeHandler != nil {
-		m.Handle("POST /oauth/revoke", s.d.RevokeHandler)
-	}
-	if s.d.IntrospectHandler != nil {
-		m.Handle("POST /oauth/introspect", s.d.IntrospectHandler)
-	}
-	if s.d.MetadataHandler != nil {
-		m.Handle("GET /.well-known/oauth-authorization-server", s.d.MetadataHandler)
-	}
-	a := s.d.Auth
-	m.Handle("POST /v1/events", a.Require("events:write", http.HandlerFunc(s.postEvents)))
-	m.Handle("POST /v1/endpoints", a.Require("endpoints:write", http.HandlerFunc(s.createEndpoint)))
-	m.Handle("GET /v1/endpoints", a.Require("endpoints:read", http.HandlerFunc(s.listEndpoints)))
-	m.Handle("GET /v1/endpoints/{id}", a.Require("endpoints:read", http.HandlerFunc(s.getEndpoint)))
-	m.Handle("PATCH /v1/endpoints/{id}", a.Require("endpoints:write", http.HandlerFunc(s.patchEndpoint)))
-	m.Handle("DELETE /v1/endpoints/{id}", a.Require("endpoints:write", http.HandlerFunc(s.deleteEndpoint)))
-	m.Handle("POST /v1/endpoints/{id}/secret/rotate", a.Require("endpoints:write", http.HandlerFunc(s.rotateSecret)))
-	if s.d.Replays != nil && s.d.Tasks != nil {
-		m.Handle("POST /v1/endpoints/{id}/replay", a.Require("endpoints:write", http.HandlerFunc(s.createReplay)))
-		m.Handle("GET /v1/replays/{id}", a.Require("endpoints:read", http.HandlerFunc(s.getReplay)))
-	}
-	if s.d.Tasks != nil && s.d.Encoder != nil {
-		m.Handle("POST /v1/endpoints/{id}/test", a.Require("endpoints:write", http.HandlerFunc(s.testEndpoint)))
-	}
-	if s.d.Health != nil {
-		m.Handle("GET /v1/customers/{id}/health", a.Require("customers:read", http.HandlerFunc(s.customerHealth)))
-	}
-	s.adminRoutes()
 }
 
-// ServeHTTP routes r, answering unknown routes and methods with
-// problem+json, and records metrics and a log line per request.
+// classify gives a request its admission priority from the route table;
+// operations endpoints and unknown routes bypass the queue.
+func (s *Server) classify(r *http.Request) (admission.Priority, bool) {
+	if opsPath(r.URL.Path) {
+		return 0, true
+	}
+	_, pattern := s.mux.Handler(r)
+	rs, ok := s.specs[pattern]
+	if !ok {
+		return 0, true
+	}
+	return rs.priority, false
+}
+
+// ServeHTTP serves r through the admission controller, the route's
+// guards and handler, answering unknown routes and methods with
+// problem+json; it records metrics, a log line and one audit record per
+// call. A mutating call's response is held until its audit record is
+// acknowledged by Kafka: if it cannot be, the client gets 503 instead.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	r = r.WithContext(clientip.NewContext(r.Context(), s.o.clientIP.Addr(r)))
-	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	ctx := clientip.NewContext(r.Context(), s.o.clientIP.Addr(r))
+	n := &callNote{}
 	_, pattern := s.mux.Handler(r)
+	if rs, ok := s.specs[pattern]; ok {
+		n.class = rs.class
+	}
+	r = r.WithContext(context.WithValue(ctx, noteKey{}, n))
+	requestID := requestIDOf(r)
+	w.Header().Set("X-Request-Id", requestID)
+	audited := s.d.Audit != nil && !opsPath(r.URL.Path)
+	var body *audit.BodyHasher
+	if audited && r.Body != nil && r.Body != http.NoBody {
+		body = audit.HashBody(r.Body)
+		r.Body = body
+	}
+	sync := audited && mutating(r.Method)
+	var out http.ResponseWriter = w
+	var held *bufferedResponse
+	if sync {
+		held = newBufferedResponse()
+		out = held
+	}
+	rw := &statusWriter{ResponseWriter: out, status: http.StatusOK}
 	defer func() {
 		if v := recover(); v != nil {
 			s.d.Logger.Error("panic serving request", "path", r.URL.Path, "panic", v)
@@ -197,16 +226,48 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if route == "" {
 			route = "unmatched"
 		}
+		if !n.reached && n.reason == "" && rw.status == http.StatusServiceUnavailable {
+			n.reason = audit.ReasonOverloaded // shed before routing
+		}
+		if audited {
+			rec := auditRecord(r, n, requestID, routePath(route), rw.status, time.Since(start), body)
+			if _, err := s.d.Audit.Write(r.Context(), rec, sync); err != nil && sync {
+				s.d.Logger.Error("audit record not acknowledged: the call's response is withheld", "route", route, "err", err)
+				w.Header().Set("Retry-After", "5")
+				problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "audit-unavailable",
+					"the call ran but its audit record could not be stored; its outcome is unknown to you: check and retry"))
+				held = nil
+			}
+		}
+		if held != nil {
+			held.flush(w)
+		}
 		s.metrics.observe(route, rw.status, time.Since(start))
 		if route != "GET /metrics" && route != "GET /healthz" && route != "GET /readyz" {
 			s.d.Logger.Debug("request", "method", r.Method, "route", route, "status", rw.status, "duration", time.Since(start))
 		}
 	}()
+	s.handler.ServeHTTP(rw, r)
+}
+
+// serveMux routes to the guarded handlers.
+func (s *Server) serveMux(w http.ResponseWriter, r *http.Request) {
+	noteFrom(r.Context()).reached = true
+	_, pattern := s.mux.Handler(r)
 	if pattern == "" {
-		s.notRouted(rw, r)
+		s.notRouted(w, r)
 		return
 	}
-	s.mux.ServeHTTP(rw, r)
+	s.mux.ServeHTTP(w, r)
+}
+
+// requestIDOf returns the client's X-Request-Id when it is a sane token,
+// else a fresh one.
+func requestIDOf(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return id
+	}
+	return uuid.NewString()
 }
 
 // notRouted turns the mux's plain-text 404/405 into problem+json.

@@ -73,6 +73,10 @@ type Config struct {
 	// against the keys it publishes.
 	ExternalIssuer  string // --external-issuer: its iss claim
 	ExternalJWKSURL string // --external-jwks-url: https URL of its JWK Set
+	// RedisAddr shares rate-limit counts (and signature nonces) between
+	// API instances; empty keeps them in each instance's memory.
+	RedisAddr     string // --redis-addr: HOST:PORT
+	RedisPassword string // --redis-password (prefer VITALS_REDIS_PASSWORD)
 
 	// Processor.
 	ModelConfig     string // --model-config: YAML file tuning the health model (default: built-in)
@@ -164,6 +168,8 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "INSECURE: serve plain HTTP instead of TLS 1.3 (local development only)")
 		fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (default: self-signed, generated into the data dir)")
 		fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file for --tls-cert")
+		fs.StringVar(&c.RedisAddr, "redis-addr", c.RedisAddr, "Redis HOST:PORT shared by API instances for exact rate-limit counts and signature nonces (default: per-instance memory)")
+		fs.StringVar(&c.RedisPassword, "redis-password", c.RedisPassword, "Redis password; prefer the environment variable VITALS_REDIS_PASSWORD")
 		fs.StringVar(&c.ExternalIssuer, "external-issuer", c.ExternalIssuer, "also accept access tokens issued by this OAuth server (its iss), e.g. a Keycloak realm URL")
 		fs.StringVar(&c.ExternalJWKSURL, "external-jwks-url", c.ExternalJWKSURL, "https URL of --external-issuer's JWK Set")
 		fs.DurationVar(&c.TokenKeyRotation, "token-key-rotation", c.TokenKeyRotation, "how often the access-token signing key is replaced (0: only on demand, POST /v1/admin/keys/rotate)")

@@ -21,6 +21,10 @@ const (
 	MaxBatch = 1000
 	// MaxBodyBytes is the largest request body accepted.
 	MaxBodyBytes = 5 << 20
+	// MaxBulkBatch and MaxBulkBodyBytes bound POST /v1/events/batch, the
+	// bulk route (rate-limit class bulk, signed).
+	MaxBulkBatch     = 10000
+	MaxBulkBodyBytes = 10 << 20
 	// MaxFutureSkew is how far in the future occurred_at may lie.
 	MaxFutureSkew = time.Hour
 )
@@ -43,8 +47,8 @@ func (e *InvalidEventError) Error() string {
 // array of objects at all.
 var ErrMalformed = errors.New("malformed JSON")
 
-// ErrTooMany is returned for arrays longer than MaxBatch.
-var ErrTooMany = fmt.Errorf("more than %d events in one request", MaxBatch)
+// ErrTooMany is returned for arrays longer than the batch limit.
+var ErrTooMany = errors.New("too many events in one request")
 
 // ErrEmpty is returned for an empty array.
 var ErrEmpty = errors.New("no events in the request")
@@ -64,6 +68,11 @@ type ingest struct {
 // an *InvalidEventError and no event is returned. Events without event_id
 // get a generated one (UUIDv7). source is recorded on every event.
 func Parse(body []byte, source string, now time.Time) ([]event.CustomerEvent, error) {
+	return ParseN(body, source, now, MaxBatch)
+}
+
+// ParseN is Parse with a batch limit of maxEvents.
+func ParseN(body []byte, source string, now time.Time, maxEvents int) ([]event.CustomerEvent, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: the body is empty; send an event object or an array of them", ErrMalformed)
@@ -77,8 +86,8 @@ func Parse(body []byte, source string, now time.Time) ([]event.CustomerEvent, er
 		if len(raws) == 0 {
 			return nil, ErrEmpty
 		}
-		if len(raws) > MaxBatch {
-			return nil, ErrTooMany
+		if len(raws) > maxEvents {
+			return nil, fmt.Errorf("%w: %d, at most %d", ErrTooMany, len(raws), maxEvents)
 		}
 	case '{':
 		if !json.Valid(body) {

@@ -77,7 +77,7 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func runAPI(ctx context.Context, args []string, _, stderr io.Writer) error {
-	e, err := setup(ctx, "api", args, stderr, []config.Group{config.Common, config.Kafka, config.API, config.Dispatch})
+	e, err := setup(ctx, "api", args, stderr, []config.Group{config.Common, config.Kafka, config.API, config.Dispatch, config.Analytics})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vitalshq/vitals/analytics"
 	"github.com/vitalshq/vitals/api"
+	"github.com/vitalshq/vitals/audit"
 	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/broker"
 	"github.com/vitalshq/vitals/clientip"
@@ -260,7 +261,16 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		ln.Close()
 		return nil, err
 	}
+	traffic, closeTraffic, err := e.trafficControl(ctx)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	srv := api.New(api.Deps{
+		Limiter:           traffic.Limiter,
+		Admission:         traffic.Admission,
+		Audit:             traffic.Audit,
+		AuditQuery:        traffic.AuditQuery,
 		Auth:              authSrv,
 		TokenHandler:      provider.TokenHandler(),
 		JWKSHandler:       authSrv.JWKSHandler(),
@@ -268,7 +278,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		RevokeHandler:     provider.RevokeHandler(),
 		IntrospectHandler: provider.IntrospectHandler(),
 		MetadataHandler:   provider.MetadataHandler(),
-		Admin:             &api.Admin{Clients: store, Users: az.users, Keys: authSrv, Guard: authSrv, Issuer: "Vitals"},
+		Admin:             &api.Admin{Clients: store, Users: az.users, Keys: authSrv, Issuer: "Vitals"},
 		Producer:          prod,
 		Endpoints:         eps,
 		Health:            reader,
@@ -290,6 +300,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 	e.g.Go("api", func(ctx context.Context) error {
 		defer prod.Close()
 		defer queueClient.Close()
+		defer closeTraffic() // after Serve: the last calls' audit records are flushed
 		return srv.Serve(ctx, ln, tlsCfg)
 	})
 	e.log.Info("API listening", "url", publicURL, "tls", tlsCfg != nil, "token_url", publicURL+"/oauth/token")
@@ -333,6 +344,9 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 	cfg := e.cfg
 	w, err := e.analyticsWriter(ctx)
 	if err != nil {
+		return err
+	}
+	if err := e.startAuditLoader(); err != nil {
 		return err
 	}
 	if cfg.AllowPrivateEndpoints {
@@ -399,14 +413,44 @@ func (e *env) analyticsWriter(ctx context.Context) (*analytics.Writer, error) {
 	} else {
 		e.log.Info("analytics to ClickHouse", "addr", cfg.ClickHouseAddr, "database", cfg.ClickHouseDatabase, "spool", spool)
 	}
-	return analytics.NewWriter(cfg.ClickHouseAddr,
+	return analytics.NewWriter(cfg.ClickHouseAddr, append(e.clickHouseOpts(),
+		analytics.WithSpoolDir(spool),
+		analytics.WithSpoolSealer(keys), // attempt rows hold URLs and response excerpts
+		analytics.WithMetrics(e.reg))...)
+}
+
+// clickHouseOpts are the connection settings of every ClickHouse client.
+func (e *env) clickHouseOpts() []analytics.Option {
+	cfg := e.cfg
+	return []analytics.Option{
 		analytics.WithDatabase(cfg.ClickHouseDatabase),
 		analytics.WithAuth(cfg.ClickHouseUser, cfg.ClickHousePassword),
 		analytics.WithTLS(analytics.TLS{Enabled: cfg.ClickHouseTLS, CAFile: cfg.ClickHouseTLSCA, ServerName: cfg.ClickHouseTLSServerName}),
-		analytics.WithSpoolDir(spool),
-		analytics.WithSpoolSealer(keys), // attempt rows hold URLs and response excerpts
 		analytics.WithLogger(e.log.With("component", "analytics")),
-		analytics.WithMetrics(e.reg))
+	}
+}
+
+// startAuditLoader loads vitals.audit.v1 into ClickHouse api_audit (a
+// consumer group: one loader per partition across dispatchers). Without
+// ClickHouse the records wait in Kafka.
+func (e *env) startAuditLoader() error {
+	if e.cfg.ClickHouseAddr == "" {
+		return nil
+	}
+	store, err := analytics.NewAuditStore(e.cfg.ClickHouseAddr, e.clickHouseOpts()...)
+	if err != nil {
+		return err
+	}
+	l, err := audit.NewLoader(e.clientOpts("audit-loader"), store, audit.WithLogger(e.log.With("component", "audit-loader")), audit.WithMetrics(e.reg))
+	if err != nil {
+		store.Close()
+		return err
+	}
+	e.g.Go("audit-loader", func(ctx context.Context) error {
+		defer store.Close()
+		return l.Run(ctx)
+	})
+	return nil
 }
 
 // serveOps serves /healthz, /readyz and /metrics for stages without the API.
