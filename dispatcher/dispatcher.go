@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/vitalshq/vitals/analytics"
 	"github.com/vitalshq/vitals/dispatcher/task"
@@ -206,6 +207,7 @@ type consumeFunc func(ctx context.Context, cl *kgo.Client, tr *tracker, deliveri
 // before the user's Kafka options (defaults they may override).
 func (d *Dispatcher) runGroup(ctx context.Context, group string, names []string, first []kgo.Opt, consume consumeFunc) error {
 	tr := newTracker()
+	log := d.log.With("group", group)
 	opts := append(first, kgo.SeedBrokers(d.brokers...))
 	opts = append(opts, d.cfg.kafkaOpts...)
 	opts = append(opts,
@@ -214,10 +216,18 @@ func (d *Dispatcher) runGroup(ctx context.Context, group string, names []string,
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
+		kgo.OnOffsetsFetched(func(ctx context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+			if log.Enabled(ctx, slog.LevelDebug) {
+				log.Debug("committed offsets fetched (-1: none, consumed from the start)", "offsets", committedOffsets(resp))
+			}
+			return nil
+		}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+			log.Debug("partitions assigned", "partitions", assigned)
 			tr.assign(assigned)
 		}),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			log.Debug("partitions revoked", "partitions", revoked)
 			tr.onRevoke(revoked)
 			// Commit what settled before the partitions move on.
 			if recs := tr.revoke(revoked); len(recs) > 0 {
@@ -227,6 +237,7 @@ func (d *Dispatcher) runGroup(ctx context.Context, group string, names []string,
 			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			log.Debug("partitions lost", "partitions", lost)
 			tr.onRevoke(lost)
 			tr.revoke(lost)
 		}),
@@ -260,6 +271,32 @@ func (d *Dispatcher) runGroup(ctx context.Context, group string, names []string,
 		d.log.Debug("leave group", "group", group, "err", lerr)
 	}
 	return err
+}
+
+// committedOffsets returns the committed offset of every partition in an
+// OffsetFetch response (one group, any version), for the debug log: where
+// each newly assigned partition resumes.
+func committedOffsets(resp *kmsg.OffsetFetchResponse) map[string]map[int32]int64 {
+	out := map[string]map[int32]int64{}
+	add := func(topic string, p int32, offset int64) {
+		if out[topic] == nil {
+			out[topic] = map[int32]int64{}
+		}
+		out[topic][p] = offset
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			add(t.Topic, p.Partition, p.Offset)
+		}
+	}
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				add(t.Topic, p.Partition, p.Offset)
+			}
+		}
+	}
+	return out
 }
 
 // consumeEvents polls derived and operational records and starts their

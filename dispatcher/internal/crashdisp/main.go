@@ -39,6 +39,11 @@ func main() {
 }
 
 func run() error {
+	// Signals are caught from the start: a SIGTERM that arrives while the
+	// process is still starting ends it cleanly too.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
 	brokers := flag.String("brokers", "", "comma-separated Kafka brokers")
 	endpointsFile := flag.String("endpoints", "", "JSON file holding an array of endpoints")
 	url := flag.String("url", "", "single endpoint URL (instead of -endpoints)")
@@ -51,6 +56,7 @@ func run() error {
 	breakerFailures := flag.Uint("breaker-failures", 5, "consecutive failures that open an endpoint's breaker")
 	breakerOpen := flag.Duration("breaker-open", 30*time.Second, "how long a breaker stays open")
 	session := flag.Duration("session-timeout", 6*time.Second, "group session timeout")
+	clientID := flag.String("client-id", "crashdisp", "Kafka client id of every client (shows in the groups' member list)")
 	attempts := flag.String("attempts", "", "file to append attempt rows to (JSON lines); empty discards them")
 	level := flag.String("log-level", "warn", "log level: debug, info, warn or error")
 	flag.Parse()
@@ -81,8 +87,8 @@ func run() error {
 		dispatcher.WithRetryJitter(*jitter),
 		dispatcher.WithBreaker(uint32(*breakerFailures), *breakerOpen),
 		dispatcher.WithLogger(log),
-		dispatcher.WithKafkaOptions(kgo.SessionTimeout(*session), kgo.HeartbeatInterval(*session/6),
-			kgo.FetchMaxWait(100*time.Millisecond)),
+		dispatcher.WithKafkaOptions(kgo.ClientID(*clientID), kgo.SessionTimeout(*session), kgo.HeartbeatInterval(*session/6),
+			kgo.FetchMaxWait(100*time.Millisecond), kgo.WithLogger(kgoLogger{log.With("component", "kgo")})),
 	}
 	if *attempts != "" {
 		f, err := os.OpenFile(*attempts, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -96,8 +102,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	return d.Run(ctx)
 }
 
@@ -167,4 +171,34 @@ func (s *fileSink) Append(_ context.Context, a analytics.WebhookAttempt) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.enc.Encode(a)
+}
+
+// kgoLogger is a kgo.Logger writing to a slog logger: kgo's info messages
+// (the group lifecycle: joins, syncs, assignments, heartbeat errors) at
+// debug level, so -log-level debug shows them next to the dispatcher's own
+// records, and its warnings and errors at their own levels.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel {
+	ctx := context.Background()
+	switch {
+	case l.log.Enabled(ctx, slog.LevelDebug):
+		return kgo.LogLevelInfo
+	case l.log.Enabled(ctx, slog.LevelWarn):
+		return kgo.LogLevelWarn
+	case l.log.Enabled(ctx, slog.LevelError):
+		return kgo.LogLevelError
+	}
+	return kgo.LogLevelNone
+}
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lvl := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		lvl = slog.LevelError
+	case kgo.LogLevelWarn:
+		lvl = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), lvl, msg, keyvals...)
 }
