@@ -39,7 +39,7 @@ test-unit:
 ## in benchstat-ready text (bench.txt), then each as a ratio to the baseline
 ## measured in the same run.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./schemas ./webhook ./processor/... ./analytics ./dispatcher | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./schemas ./webhook ./processor/... ./analytics ./dispatcher ./ratelimit ./admission | tee bench.txt
 	@awk -f deploy/bench/ratios.awk bench.txt
 
 vet:
