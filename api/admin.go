@@ -12,6 +12,7 @@ import (
 
 	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/clientip"
+	"github.com/vitalshq/vitals/httpsig"
 	"github.com/vitalshq/vitals/problem"
 	"github.com/vitalshq/vitals/user"
 )
@@ -44,6 +45,7 @@ type AdminUsers interface {
 	BeginTOTP(ctx context.Context, id, issuer string) (user.Enrollment, error)
 	ConfirmTOTP(ctx context.Context, id, code string) ([]string, error)
 	HasMFA(u user.User) bool
+	AddRequestKey(ctx context.Context, id string, public []byte) (httpsig.RegisteredKey, error)
 }
 
 // AdminKeys rotates and lists the token signing keys (auth.Server).

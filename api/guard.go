@@ -118,8 +118,8 @@ func (s *Server) guard(rs routeSpec) http.Handler {
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			res, err := s.d.Signatures.Verify(ctx, r, body)
-			if err == nil && res.ClientID != p.ClientID {
-				err = fmt.Errorf("%w: key %s belongs to client %s, the token to %s", httpsig.ErrUnknownKey, res.KeyID, res.ClientID, p.ClientID)
+			if err == nil && res.ClientID != signer(p) {
+				err = fmt.Errorf("%w: key %s belongs to %s, the token to %s", httpsig.ErrUnknownKey, res.KeyID, res.ClientID, signer(p))
 			}
 			if err != nil {
 				n.reason = audit.ReasonBadSignature

@@ -102,6 +102,8 @@ func (s *Server) routeTable() []routeSpec {
 		add("POST /v1/admin/users/{id}/totp/reset", admin, auth.ScopeAdmin, adm, pAdmin, true, h(s.resetUserTOTP))
 		add("GET /v1/admin/keys", admin, auth.ScopeAdmin, adm, pAdmin, false, h(s.listKeys))
 		add("POST /v1/admin/keys/rotate", admin, auth.ScopeAdmin, adm, critical, true, h(s.rotateKey))
+		add("POST /v1/admin/clients/{id}/request-keys", admin, auth.ScopeAdmin, adm, pAdmin, true, h(s.addClientRequestKey))
+		add("POST /v1/me/request-keys", person, "", std, standard, false, h(s.addMyRequestKey))
 		add("POST /v1/me/totp", person, "", std, standard, false, h(s.beginTOTP))
 		add("POST /v1/me/totp/confirm", person, "", std, standard, false, h(s.confirmTOTP))
 	}

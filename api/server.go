@@ -2,30 +2,29 @@ package api
 
 import (
 	"context"
-	"strings"
-
-	"github.com/google/uuid"
-
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/vitalshq/vitals/admission"
-	"github.com/vitalshq/vitals/audit"
-	"github.com/vitalshq/vitals/auth"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vitalshq/vitals/admission"
+	"github.com/vitalshq/vitals/audit"
+	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/clientip"
 	"github.com/vitalshq/vitals/dispatcher/task"
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/event"
 	"github.com/vitalshq/vitals/health"
+	"github.com/vitalshq/vitals/httpsig"
 	"github.com/vitalshq/vitals/ops"
 	"github.com/vitalshq/vitals/problem"
 	"github.com/vitalshq/vitals/replay"
@@ -114,6 +113,10 @@ type Deps struct {
 	Admission  Admission
 	Signatures SignatureVerifier
 	Audit      AuditLog
+	// NonceCache remembers signature nonces (default: memory; Redis to
+	// share them between instances). Signatures are checked against the
+	// keys registered through Admin when Signatures is nil.
+	NonceCache httpsig.NonceCache
 	// AuditQuery serves GET /v1/audit when set.
 	AuditQuery AuditQuerier
 	Encoder    Encoder
@@ -152,6 +155,13 @@ func New(d Deps, opts ...Option) *Server {
 	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if d.Signatures == nil && d.Admin != nil {
+		var vopts []httpsig.VerifierOption
+		if d.NonceCache != nil {
+			vopts = append(vopts, httpsig.WithNonceCache(d.NonceCache))
+		}
+		d.Signatures = httpsig.NewVerifier(requestKeys{clients: d.Admin.Clients, users: d.Admin.Users}, vopts...)
 	}
 	s := &Server{d: d, o: o, mux: http.NewServeMux(), now: time.Now, metrics: newMetrics(d.Registry)}
 	s.routes()

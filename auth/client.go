@@ -7,10 +7,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/vitalshq/vitals/clientip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vitalshq/vitals/clientip"
+	"github.com/vitalshq/vitals/httpsig"
 )
 
 // Client is an OAuth client registered with Vitals. It is stored as JSON in
@@ -44,6 +46,8 @@ type Client struct {
 	// IPAllow lists the CIDR ranges requests with this client's tokens, and
 	// its token requests, may come from; empty allows any address.
 	IPAllow clientip.AllowList `json:"ip_allow,omitzero"`
+	// RequestKeys sign the client's high-value requests (RFC 9421).
+	RequestKeys []httpsig.RegisteredKey `json:"request_keys,omitempty"`
 }
 
 // Client authentication methods at the token endpoint (RFC 7591 names).

@@ -3,6 +3,9 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/vitalshq/vitals/httpsig"
 )
 
 // Defaults of a Server; override them with options.
@@ -222,6 +227,11 @@ type BootstrapFile struct {
 	ClientSecret string `json:"client_secret"`
 	TokenURL     string `json:"token_url"`
 	APIURL       string `json:"api_url"`
+	// RequestKeyID and RequestKey (base64 of an ed25519 seed) sign the
+	// client's high-value calls (RFC 9421): batch ingest, endpoint delete,
+	// secret rotation, replays.
+	RequestKeyID string `json:"request_key_id"`
+	RequestKey   string `json:"request_key"`
 }
 
 // Bootstrap gives a fresh installation its first credentials: when the
@@ -238,8 +248,18 @@ func (s *Server) Bootstrap(ctx context.Context, path, tokenURL, apiURL string) (
 		return false, nil
 	}
 	c, secret := NewClient(BootstrapName, NonAdminScopes(), s.now())
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return false, fmt.Errorf("bootstrap client: %w", err)
+	}
+	rk, err := httpsig.NewRegisteredKey(c.ID, pub, s.now())
+	if err != nil {
+		return false, fmt.Errorf("bootstrap client: %w", err)
+	}
+	c.RequestKeys = []httpsig.RegisteredKey{rk}
 	b, err := json.MarshalIndent(BootstrapFile{
 		ClientID: c.ID, ClientSecret: secret, TokenURL: tokenURL, APIURL: apiURL,
+		RequestKeyID: rk.ID, RequestKey: base64.StdEncoding.EncodeToString(priv.Seed()),
 	}, "", "  ")
 	if err != nil {
 		return false, fmt.Errorf("bootstrap client: %w", err)

@@ -64,7 +64,8 @@ done
 "$bin" listen --credentials "$creds" --listen 127.0.0.1:0 &
 pids+=($!)
 
-"$bin" simulate --credentials "$creds" --customers "${SIM_CUSTOMERS:-6}" --rate "${SIM_RATE:-100}" &
+# Large batches keep the demo well inside the standard class quota (1000 requests/hour).
+"$bin" simulate --credentials "$creds" --customers "${SIM_CUSTOMERS:-6}" --rate "${SIM_RATE:-100}" --batch 500 &
 pids+=($!)
 
 cat <<MSG

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vitalshq/vitals/httpsig"
 )
 
 var vitalsBin string
@@ -109,7 +112,7 @@ type pipeline struct {
 	proc    *proc
 	dataDir string
 	apiURL  string
-	creds   struct{ ClientID, ClientSecret, TokenURL, APIURL string }
+	creds   struct{ ClientID, ClientSecret, TokenURL, APIURL, RequestKeyID, RequestKey string }
 	http    *http.Client
 }
 
@@ -135,11 +138,14 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 			ClientSecret string `json:"client_secret"`
 			TokenURL     string `json:"token_url"`
 			APIURL       string `json:"api_url"`
+			RequestKeyID string `json:"request_key_id"`
+			RequestKey   string `json:"request_key"`
 		}
 		if json.Unmarshal(b, &c) != nil {
 			return false
 		}
 		pl.creds.ClientID, pl.creds.ClientSecret, pl.creds.TokenURL, pl.creds.APIURL = c.ClientID, c.ClientSecret, c.TokenURL, c.APIURL
+		pl.creds.RequestKeyID, pl.creds.RequestKey = c.RequestKeyID, c.RequestKey
 		return true
 	})
 	st, err := os.Stat(bootstrap)
@@ -206,6 +212,9 @@ func (pl *pipeline) do(t *testing.T, method, path, token, contentType string, bo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	if method != http.MethodGet {
+		pl.sign(t, req, body)
+	}
 	resp, err := pl.http.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -213,6 +222,20 @@ func (pl *pipeline) do(t *testing.T, method, path, token, contentType string, bo
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header.Get("Content-Type"), b
+}
+
+// sign signs req (RFC 9421) with the bootstrap client's request key, as
+// high-value calls (replay, delete, secret rotation, batch ingest) must be.
+func (pl *pipeline) sign(t *testing.T, req *http.Request, body []byte) {
+	t.Helper()
+	seed, err := base64.StdEncoding.DecodeString(pl.creds.RequestKey)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		t.Fatalf("bootstrap file has no request key: %q", pl.creds.RequestKey)
+	}
+	key := httpsig.Key{ID: pl.creds.RequestKeyID, Alg: httpsig.AlgEd25519, Ed25519Private: ed25519.NewKeyFromSeed(seed)}
+	if err := httpsig.Sign(req, body, key, httpsig.SignParams{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // delivery is one webhook a test receiver accepted.

@@ -148,6 +148,35 @@ func TestSecurity(t *testing.T) {
 		}
 	})
 
+	t.Run("high-value calls must be signed (RFC 9421)", func(t *testing.T) {
+		person := s.savedToken(t).AccessToken
+		for _, c := range []struct{ method, path, token, body string }{
+			{http.MethodPost, "/v1/admin/keys/rotate", person, ""},
+			{http.MethodPost, "/v1/admin/clients", person, `{"name":"x","scopes":["events:write"]}`},
+			{http.MethodDelete, "/v1/endpoints/ep_missing", pl.token(t, "endpoints:write"), ""},
+		} {
+			req, _ := http.NewRequest(c.method, pl.apiURL+c.path, strings.NewReader(c.body))
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			if c.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := pl.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), "signature") {
+				t.Errorf("unsigned %s %s: %d %s", c.method, c.path, resp.StatusCode, b)
+			}
+		}
+		// Signed with the bootstrap client's key, the delete goes through
+		// to the handler (404: no such endpoint).
+		if status, _, b := pl.do(t, http.MethodDelete, "/v1/endpoints/ep_missing", pl.token(t, "endpoints:write"), "", nil); status != http.StatusNotFound {
+			t.Errorf("signed delete: %d %s", status, b)
+		}
+	})
+
 	t.Run("IP allow-list, with a spoofed X-Forwarded-For", func(t *testing.T) {
 		if limited == nil {
 			t.Fatal("no client: the previous subtest failed")

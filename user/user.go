@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vitalshq/vitals/httpsig"
 )
 
 // User is a person who signs in to Vitals. It is stored as JSON in the
@@ -34,6 +36,9 @@ type User struct {
 	// RecoveryCodes are the hashes (hashRecoveryCode: "sha256:" and hex)
 	// of the one-time recovery codes not used yet.
 	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+	// RequestKeys sign the person's high-value requests (RFC 9421): the
+	// CLI registers one at sign-in.
+	RequestKeys []httpsig.RegisteredKey `json:"request_keys,omitempty"`
 }
 
 // TOTP is a user's time-based one-time-password enrolment (RFC 6238:
@@ -62,6 +67,7 @@ func (u User) LogValue() slog.Value {
 func (u User) clone() User {
 	u.Scopes = slices.Clone(u.Scopes)
 	u.RecoveryCodes = slices.Clone(u.RecoveryCodes)
+	u.RequestKeys = slices.Clone(u.RequestKeys)
 	if u.TOTP != nil {
 		t := *u.TOTP
 		u.TOTP = &t

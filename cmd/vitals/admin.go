@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/vitalshq/vitals/config"
+	"github.com/vitalshq/vitals/httpsig"
 )
 
 // adminFlags are the flags of every `vitals admin` command.
@@ -42,10 +45,14 @@ func (f *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.output, "output", "table", "output format: table or json")
 }
 
-// savedLogin is the token file: the API it is for and the OAuth token.
+// savedLogin is the token file: the API it is for, the OAuth token, and
+// the person's request-signing key (ed25519 seed, registered at sign-in)
+// that signs admin mutations (RFC 9421).
 type savedLogin struct {
-	APIURL string        `json:"api_url"`
-	Token  *oauth2.Token `json:"token"`
+	APIURL      string        `json:"api_url"`
+	Token       *oauth2.Token `json:"token"`
+	SignKeyID   string        `json:"sign_key_id,omitempty"`
+	SignKeySeed []byte        `json:"sign_key_seed,omitempty"`
 }
 
 const adminUsage = `usage: vitals admin <command> [flags]
@@ -238,7 +245,7 @@ type adminSession struct {
 	hc    *http.Client
 	api   string
 	ts    oauth2.TokenSource
-	saved *oauth2.Token
+	saved savedLogin
 }
 
 func (f adminFlags) oauthConfig(api string, redirect string) *oauth2.Config {
@@ -295,16 +302,26 @@ func (f adminFlags) session(ctx context.Context) (*adminSession, error) {
 		return nil, err
 	}
 	ts := f.oauthConfig(api, "").TokenSource(context.WithValue(ctx, oauth2.HTTPClient, hc), s.Token)
-	return &adminSession{af: f, hc: hc, api: api, ts: ts, saved: s.Token}, nil
+	if len(s.SignKeySeed) == ed25519.SeedSize {
+		// Mutations are signed with the person's key.
+		key := httpsig.Key{ID: s.SignKeyID, Alg: httpsig.AlgEd25519, Ed25519Private: ed25519.NewKeyFromSeed(s.SignKeySeed)}
+		signed := *hc
+		signed.Transport = &httpsig.Transport{Base: hc.Transport, Key: key,
+			ShouldSign: func(r *http.Request) bool { return r.Method != http.MethodGet && r.Method != http.MethodHead }}
+		hc = &signed
+	}
+	return &adminSession{af: f, hc: hc, api: api, ts: ts, saved: s}, nil
 }
 
 // save writes the token back when a refresh rotated it.
 func (c *adminSession) save() {
 	t, err := c.ts.Token()
-	if err != nil || t.AccessToken == c.saved.AccessToken {
+	if err != nil || t.AccessToken == c.saved.Token.AccessToken {
 		return
 	}
-	_ = writeLogin(c.af.tokenFile, savedLogin{APIURL: c.api, Token: t})
+	s := c.saved
+	s.Token = t
+	_ = writeLogin(c.af.tokenFile, s)
 }
 
 func writeLogin(path string, s savedLogin) error {
@@ -458,7 +475,23 @@ func adminLogin(ctx context.Context, af adminFlags, noBrowser bool, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("exchange the code: %w", err)
 	}
-	if err := writeLogin(af.tokenFile, savedLogin{APIURL: api, Token: tok}); err != nil {
+	login := savedLogin{APIURL: api, Token: tok}
+	// A fresh request-signing key for this sign-in: admin mutations must be
+	// signed (RFC 9421) by a key registered for the person.
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	sess := &adminSession{af: af, hc: hc, api: api, ts: oauth2.StaticTokenSource(tok), saved: login}
+	var reg struct {
+		KeyID string `json:"key_id"`
+	}
+	if err := sess.call(ctx, http.MethodPost, "/v1/me/request-keys",
+		map[string]string{"public_key": base64.StdEncoding.EncodeToString(pub)}, &reg); err != nil {
+		return fmt.Errorf("register the request-signing key: %w", err)
+	}
+	login.SignKeyID, login.SignKeySeed = reg.KeyID, priv.Seed()
+	if err := writeLogin(af.tokenFile, login); err != nil {
 		return fmt.Errorf("save the sign-in: %w", err)
 	}
 	fmt.Fprintf(stderr, "Signed in; tokens saved to %s (valid until %s, refreshed automatically)\n", af.tokenFile, tok.Expiry.Format(time.RFC3339))

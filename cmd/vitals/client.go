@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/vitalshq/vitals/httpsig"
 	"github.com/vitalshq/vitals/receiver"
 	"github.com/vitalshq/vitals/simulate"
 )
@@ -67,11 +70,18 @@ func simulateRun(ctx context.Context, log *slog.Logger, stdout io.Writer, cr cre
 }
 
 // endpointsClient returns an HTTP client authenticated for endpoint
-// management (scope endpoints:write).
+// management (scope endpoints:write) that signs its changes (RFC 9421)
+// with the credentials' request key.
 func endpointsClient(ctx context.Context, hc *http.Client, cr credentials) *http.Client {
 	cc := clientcredentials.Config{ClientID: cr.ClientID, ClientSecret: cr.ClientSecret, TokenURL: cr.TokenURL,
 		Scopes: []string{"endpoints:write"}, AuthStyle: oauth2.AuthStyleInHeader}
-	return cc.Client(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	c := cc.Client(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	if seed, err := base64.StdEncoding.DecodeString(cr.RequestKey); err == nil && len(seed) == ed25519.SeedSize {
+		key := httpsig.Key{ID: cr.RequestKeyID, Alg: httpsig.AlgEd25519, Ed25519Private: ed25519.NewKeyFromSeed(seed)}
+		c.Transport = &httpsig.Transport{Base: c.Transport, Key: key,
+			ShouldSign: func(r *http.Request) bool { return r.Method != http.MethodGet }}
+	}
+	return c
 }
 
 // deleteEndpoint removes the endpoint with the given id.

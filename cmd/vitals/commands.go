@@ -174,6 +174,8 @@ type credentials struct {
 	ClientSecret string `json:"client_secret"`
 	TokenURL     string `json:"token_url"`
 	APIURL       string `json:"api_url"`
+	RequestKeyID string `json:"request_key_id"`
+	RequestKey   string `json:"request_key"` // base64 ed25519 seed
 }
 
 func (c *clientFlags) load() (credentials, *http.Client, error) {

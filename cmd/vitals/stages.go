@@ -271,6 +271,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		Admission:         traffic.Admission,
 		Audit:             traffic.Audit,
 		AuditQuery:        traffic.AuditQuery,
+		NonceCache:        traffic.NonceCache,
 		Auth:              authSrv,
 		TokenHandler:      provider.TokenHandler(),
 		JWKSHandler:       authSrv.JWKSHandler(),

@@ -11,6 +11,7 @@ import (
 	"github.com/vitalshq/vitals/analytics"
 	"github.com/vitalshq/vitals/api"
 	"github.com/vitalshq/vitals/audit"
+	"github.com/vitalshq/vitals/httpsig"
 	"github.com/vitalshq/vitals/ratelimit"
 )
 
@@ -49,6 +50,11 @@ func (e *env) trafficControl(ctx context.Context) (d api.Deps, closeFn func(), e
 		return api.Deps{}, nil, err
 	}
 	d = api.Deps{Limiter: lim, Admission: adm, Audit: aw}
+	if rdb != nil {
+		// Signature nonces are shared too, so a request replayed to
+		// another instance is refused.
+		d.NonceCache = httpsig.NewRedisNonceCache(rdb, httpsig.DefaultRedisNoncePrefix)
+	}
 	var auditStore *analytics.AuditStore
 	if e.cfg.ClickHouseAddr != "" {
 		if auditStore, err = analytics.NewAuditStore(e.cfg.ClickHouseAddr, e.clickHouseOpts()...); err != nil {
