@@ -54,12 +54,14 @@ func TestBootstrapWritesPrivateFileOnce(t *testing.T) {
 	if err := json.Unmarshal(first, &f); err != nil {
 		t.Fatal(err)
 	}
-	if len(f) != 4 || f["token_url"] != e.url+TokenPath || f["api_url"] != e.url ||
-		!strings.HasPrefix(f["client_id"], "vc_") || f["client_secret"] == "" {
+	if len(f) != 6 || f["token_url"] != e.url+TokenPath || f["api_url"] != e.url ||
+		!strings.HasPrefix(f["client_id"], "vc_") || f["client_secret"] == "" ||
+		!strings.HasPrefix(f["request_key_id"], f["client_id"]+"/") || f["request_key"] == "" {
 		t.Fatalf("file %s", first)
 	}
 	clients := store.Clients()
-	if len(clients) != 1 || clients[0].ID != f["client_id"] || !slices.Equal(clients[0].Scopes, NonAdminScopes()) {
+	if len(clients) != 1 || clients[0].ID != f["client_id"] || !slices.Equal(clients[0].Scopes, NonAdminScopes()) ||
+		len(clients[0].RequestKeys) != 1 || clients[0].RequestKeys[0].ID != f["request_key_id"] {
 		t.Fatalf("stored clients %+v", clients)
 	}
 	if strings.Contains(string(mustJSON(t, clients)), f["client_secret"]) {
