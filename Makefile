@@ -39,7 +39,9 @@ test-unit:
 ## in benchstat-ready text (bench.txt), then each as a ratio to the baseline
 ## measured in the same run.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./schemas ./webhook ./processor/... ./analytics ./dispatcher ./ratelimit ./admission | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./schemas ./webhook ./processor/... ./analytics ./ratelimit ./admission | tee bench.txt
+	@# Dispatch vs bare POST: five samples each, compared by median.
+	$(GO) test -run '^$$' -bench 'BareHTTPPost|Dispatch$$' -benchmem -count 5 ./dispatcher | tee -a bench.txt
 	@awk -f deploy/bench/ratios.awk bench.txt
 
 vet:

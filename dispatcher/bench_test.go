@@ -19,6 +19,8 @@ import (
 
 	"github.com/vitalshq/vitals/dispatcher"
 	"github.com/vitalshq/vitals/endpoint"
+	"github.com/vitalshq/vitals/event"
+	"github.com/vitalshq/vitals/schemas"
 	"github.com/vitalshq/vitals/topics"
 	"github.com/vitalshq/vitals/webhook"
 )
@@ -142,7 +144,12 @@ func BenchmarkDispatch(b *testing.B) {
 	ep := endpoint.Endpoint{ID: "ep_bench", URL: srv.URL, EventTypes: []string{"*"}, Secret: secret,
 		MaxInFlight: benchConcurrency}
 	sink := &memSink{}
-	d, err := dispatcher.New(c.ListenAddrs(), jsonCodec{}, staticEndpoints{ep}, dispatcher.WithAllowPrivate(true),
+	// The production codec: derived events arrive Avro-encoded.
+	codec, err := schemas.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := dispatcher.New(c.ListenAddrs(), codec, staticEndpoints{ep}, dispatcher.WithAllowPrivate(true),
 		dispatcher.WithSink(sink), dispatcher.WithRetrySchedule(time.Second),
 		// In-flight attempts canceled at the end of a run log warnings.
 		dispatcher.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
@@ -153,7 +160,7 @@ func BenchmarkDispatch(b *testing.B) {
 	recs := make([]*kgo.Record, total)
 	for i := range recs {
 		recs[i] = &kgo.Record{Topic: topics.Critical, Key: []byte("cust_" + strconv.Itoa(i%100)),
-			Value: encode(&testing.T{}, churn("evt_"+strconv.Itoa(i)))}
+			Value: mustAvro(b, codec, churn("evt_"+strconv.Itoa(i)))}
 	}
 	if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		b.Fatal(err)
@@ -175,6 +182,15 @@ func BenchmarkDispatch(b *testing.B) {
 	if n := len(sink.forEndpoint(ep.ID)); n < total {
 		b.Errorf("sink got %d attempt rows for %d deliveries", n, total)
 	}
+}
+
+// mustAvro encodes d as the processor writes it.
+func mustAvro(b *testing.B, c *schemas.Codec, d event.Derived) []byte {
+	v, err := c.EncodeDerived(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
 }
 
 // cpuTime is the process's user + system CPU time in nanoseconds. Both

@@ -26,6 +26,8 @@ type endpointState struct {
 	probing atomic.Bool  // a half-open probe is in flight
 	trip    atomic.Value // string: why the breaker last opened
 
+	timers sync.Pool // of *time.Timer, for admission waits
+
 	mu           sync.Mutex
 	slots        chan struct{} // in-flight cap; replaced when MaxInFlight changes
 	limiter      *rate.Limiter // nil without a rate limit
@@ -193,8 +195,8 @@ func (st *endpointState) acquireWithin(ctx context.Context, wait time.Duration) 
 		return func() { <-slots }, true
 	default:
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
+	t := st.getTimer(wait)
+	defer st.putTimer(t)
 	select {
 	case slots <- struct{}{}:
 		return func() { <-slots }, true
@@ -203,6 +205,23 @@ func (st *endpointState) acquireWithin(ctx context.Context, wait time.Duration) 
 	case <-ctx.Done():
 		return nil, false
 	}
+}
+
+// getTimer returns a timer firing after d from the endpoint's pool: a
+// saturated endpoint makes every delivery wait, and a new timer per wait
+// is an allocation per delivery. Since Go 1.23 a stopped or reset timer
+// delivers no stale value, so timers are safe to reuse.
+func (st *endpointState) getTimer(d time.Duration) *time.Timer {
+	if t, ok := st.timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func (st *endpointState) putTimer(t *time.Timer) {
+	t.Stop()
+	st.timers.Put(t)
 }
 
 // acquire takes a slot, waiting for one until ctx is done.

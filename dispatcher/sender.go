@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -72,6 +74,8 @@ const (
 // is checked after DNS resolution on every connection.
 type HTTPSender struct {
 	client *http.Client
+	urls   sync.Map // raw URL → *url.URL: endpoints are few, deliveries many
+	bufs   sync.Pool
 }
 
 // HTTPOption configures an HTTPSender.
@@ -148,21 +152,49 @@ func NewHTTPSender(opts ...HTTPOption) *HTTPSender {
 	}}
 }
 
-// Send POSTs one attempt. Success is a 2xx status.
+// parseURL returns rawURL parsed, from the cache. The parsed URL is shared:
+// net/http never modifies a request's URL.
+func (s *HTTPSender) parseURL(rawURL string) (*url.URL, error) {
+	if u, ok := s.urls.Load(rawURL); ok {
+		return u.(*url.URL), nil
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	s.urls.Store(rawURL, u)
+	return u, nil
+}
+
+// Send POSTs one attempt. Success is a 2xx status. req.Header becomes the
+// request's header: the caller must not use it afterwards.
 func (s *HTTPSender) Send(ctx context.Context, req *Request) (Response, error) {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	u, err := s.parseURL(req.URL)
 	if err != nil {
 		return Response{}, fmt.Errorf("send to %s: %w", req.EndpointID, err)
 	}
-	for k, v := range req.Header {
-		hr.Header[k] = v
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(req.Body))
+	if err != nil {
+		return Response{}, fmt.Errorf("send to %s: %w", req.EndpointID, err)
 	}
+	hr.URL, hr.Host, hr.Header = u, u.Host, req.Header
 	resp, err := s.client.Do(hr)
 	if err != nil {
 		return Response{}, fmt.Errorf("send to %s: %w", req.EndpointID, err)
 	}
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBodyExcerpt))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	var excerpt []byte
+	if resp.ContentLength != 0 {
+		// Most endpoints answer with an empty body; read others through a
+		// pooled buffer and keep only what arrived.
+		buf, _ := s.bufs.Get().(*[MaxBodyExcerpt]byte)
+		if buf == nil {
+			buf = new([MaxBodyExcerpt]byte)
+		}
+		n, _ := io.ReadFull(resp.Body, buf[:])
+		excerpt = bytes.Clone(buf[:n])
+		s.bufs.Put(buf)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	}
 	_ = resp.Body.Close()
 	out := Response{StatusCode: resp.StatusCode, Header: resp.Header, Body: excerpt}
 	switch {

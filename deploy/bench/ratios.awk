@@ -1,6 +1,7 @@
 # ratios.awk prints each benchmark's time as a ratio to the baseline measured
 # in the same run (the machine is small and noisy: absolute numbers drift,
-# ratios much less). Input: `go test -bench` output. Pairs: name → baseline.
+# ratios much less). Input: `go test -bench` output, possibly with -count N:
+# each figure is then the median of its N samples. Pairs: name → baseline.
 BEGIN {
 	pair["EncodeCustomerEvent"] = "JSONBaselineEncodeCustomerEvent"
 	pair["DecodeCustomerEvent"] = "JSONBaselineDecodeCustomerEvent"
@@ -18,12 +19,21 @@ BEGIN {
 /^Benchmark/ {
 	name = $1; sub(/^Benchmark/, "", name); sub(/-[0-9]+$/, "", name)
 	for (i = 2; i <= NF; i++) {
-		if ($(i+1) == "ns/op") ns[name] = $i
-		if ($(i+1) ~ /\/s$/) rate[name] = $i
-		if ($(i+1) == "cpu-µs/op") cpu[name] = $i
+		if ($(i+1) == "ns/op") ns_s[name, ++ns_n[name]] = $i
+		if ($(i+1) ~ /\/s$/) rate_s[name, ++rate_n[name]] = $i
+		if ($(i+1) == "cpu-µs/op") cpu_s[name, ++cpu_n[name]] = $i
 	}
 }
+# median of the n samples s[name, 1..n].
+function median(s, name, n,    v, i, j, t) {
+	for (i = 1; i <= n; i++) v[i] = s[name, i] + 0
+	for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] > v[j]; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+	return (n % 2) ? v[(n+1)/2] : (v[n/2] + v[n/2+1]) / 2
+}
 END {
+	for (n in ns_n) ns[n] = median(ns_s, n, ns_n[n])
+	for (n in rate_n) rate[n] = median(rate_s, n, rate_n[n])
+	for (n in cpu_n) cpu[n] = median(cpu_s, n, cpu_n[n])
 	printf "\n%-22s %12s %-32s %12s %8s\n", "benchmark", "ns/op", "baseline (same run)", "ns/op", "ratio"
 	for (n in pair) {
 		b = pair[n]
