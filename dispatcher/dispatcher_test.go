@@ -482,3 +482,35 @@ func TestHTTPSenderFailureClasses(t *testing.T) {
 		t.Errorf("404: %v", err)
 	}
 }
+
+// TestOrderedEndpointHoldsTheCustomersNextEvent checks per-customer FIFO of
+// an ordered endpoint: while a customer's delivery is in flight, its next
+// event waits, and other customers' events do not. An unordered endpoint
+// in the same run gets the next event at once (what the ordering prevents).
+func TestOrderedEndpointHoldsTheCustomersNextEvent(t *testing.T) {
+	e := newEnv(t)
+	ordered, unordered := newReceiver(t, ok), newReceiver(t, ok)
+	ordered.hold, unordered.hold = make(chan struct{}), make(chan struct{})
+	epOrdered := newEndpoint(t, "ep_ordered", ordered, event.HealthScoreChange)
+	epOrdered.Ordered, epOrdered.MaxInFlight = true, 8
+	epUnordered := newEndpoint(t, "ep_unordered", unordered, event.HealthScoreChange)
+	epUnordered.MaxInFlight = 8
+	e.start(staticEndpoints{epOrdered, epUnordered}, dispatcher.WithGroup("g-ordered"), dispatcher.WithRetryGroup("g-ordered-retry"),
+		dispatcher.WithDeliveryTimeout(20*time.Second))
+	other := health("evt_b1")
+	other.CustomerID = "cust_other"
+	e.produce(health("evt_a1"), health("evt_a2"), other)
+
+	eventually(t, "the unordered endpoint got all three while held", func() bool { return len(unordered.got()) == 3 })
+	eventually(t, "the ordered endpoint got the first event of each customer", func() bool { return len(ordered.got()) == 2 })
+	if ids := ordered.ids(); slices.Contains(ids, "evt_a2") {
+		t.Fatalf("ordered endpoint got evt_a2 while evt_a1 was in flight: %v", ids)
+	}
+	close(ordered.hold)
+	close(unordered.hold)
+	eventually(t, "the ordered endpoint got evt_a2 after evt_a1", func() bool { return len(ordered.got()) == 3 })
+	ids := ordered.ids()
+	if slices.Index(ids, "evt_a1") > slices.Index(ids, "evt_a2") {
+		t.Fatalf("customer order broken: %v", ids)
+	}
+}
