@@ -14,6 +14,7 @@ import (
 	"github.com/vitalshq/vitals/clientip"
 	"github.com/vitalshq/vitals/httpsig"
 	"github.com/vitalshq/vitals/problem"
+	"github.com/vitalshq/vitals/ratelimit"
 	"github.com/vitalshq/vitals/user"
 )
 
@@ -398,4 +399,90 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, what string
 func principalSubject(r *http.Request) string {
 	p, _ := auth.PrincipalFrom(r.Context())
 	return p.Subject
+}
+
+// rateLimitEntry is one override as the admin API reads and writes it.
+type rateLimitEntry struct {
+	Class  ratelimit.Class `json:"class"`
+	Route  string          `json:"route,omitempty"` // a route pattern, "POST /v1/events"; empty: the whole class
+	Quota  int             `json:"quota"`
+	Window string          `json:"window"` // Go duration: "1h", "24h"
+	Burst  int             `json:"burst,omitempty"`
+}
+
+func (s *Server) getClientRateLimits(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.d.Admin.Clients.Client(r.PathValue("id"))
+	if !ok {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no client "+r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"limits": rateLimitEntries(c.RateLimits), "defaults": defaultLimitEntries()})
+}
+
+// putClientRateLimits replaces a client's rate-limit overrides.
+func (s *Server) putClientRateLimits(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.d.Admin.Clients.Client(r.PathValue("id"))
+	if !ok {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "not-found", "no client "+r.PathValue("id")))
+		return
+	}
+	var req struct {
+		Limits []rateLimitEntry `json:"limits"`
+	}
+	if !decodeJSON(w, r, &req, `{"limits":[{"class":"standard","route":"POST /v1/events","quota":5000,"window":"1h","burst":250}]}`) {
+		return
+	}
+	var ovs []ratelimit.Override
+	for i, e := range req.Limits {
+		win, err := time.ParseDuration(e.Window)
+		if err != nil {
+			problem.Write(w, r, invalidField(fmt.Sprintf("limits[%d].window", i), "window is a Go duration such as 1h or 24h"))
+			return
+		}
+		if !slices.Contains(ratelimit.Classes(), e.Class) {
+			problem.Write(w, r, invalidField(fmt.Sprintf("limits[%d].class", i), fmt.Sprintf("class %q is not one of %v", e.Class, ratelimit.Classes())))
+			return
+		}
+		if e.Route != "" && !s.routeOfClass(e.Route, e.Class) {
+			problem.Write(w, r, invalidField(fmt.Sprintf("limits[%d].route", i), fmt.Sprintf("no route %q of class %s; name it as METHOD /path", e.Route, e.Class)))
+			return
+		}
+		o := ratelimit.Override{ClientID: c.ID, Class: e.Class, Route: e.Route, Limit: ratelimit.Limit{Quota: e.Quota, Window: win, Burst: e.Burst}}
+		if err := o.Validate(); err != nil {
+			problem.Write(w, r, invalidField(fmt.Sprintf("limits[%d]", i), err.Error()))
+			return
+		}
+		ovs = append(ovs, o)
+	}
+	c.RateLimits = ovs
+	if err := s.d.Admin.Clients.PutClient(r.Context(), c); err != nil {
+		s.storeFailed(w, r, "client", err)
+		return
+	}
+	s.d.Logger.InfoContext(r.Context(), "admin: rate limits set", "client_id", c.ID, "overrides", len(ovs), "by", principalSubject(r))
+	writeJSON(w, http.StatusOK, map[string]any{"limits": rateLimitEntries(ovs)})
+}
+
+// routeOfClass reports whether pattern is a route of class.
+func (s *Server) routeOfClass(pattern string, class ratelimit.Class) bool {
+	rs, ok := s.specs[pattern]
+	return ok && rs.class == class
+}
+
+func rateLimitEntries(ovs []ratelimit.Override) []rateLimitEntry {
+	out := []rateLimitEntry{}
+	for _, o := range ovs {
+		out = append(out, rateLimitEntry{Class: o.Class, Route: o.Route, Quota: o.Limit.Quota, Window: o.Limit.Window.String(), Burst: o.Limit.BurstSize()})
+	}
+	return out
+}
+
+func defaultLimitEntries() []rateLimitEntry {
+	out := []rateLimitEntry{}
+	defaults := ratelimit.DefaultLimits()
+	for _, c := range ratelimit.Classes() {
+		l := defaults[c]
+		out = append(out, rateLimitEntry{Class: c, Quota: l.Quota, Window: l.Window.String(), Burst: l.BurstSize()})
+	}
+	return out
 }

@@ -67,7 +67,22 @@ func noteFrom(ctx context.Context) *callNote {
 // audit log.
 func (s *Server) guard(rs routeSpec) http.Handler {
 	if rs.access == public {
-		return rs.handler
+		if s.d.Limiter == nil || rs.class == "" {
+			return rs.handler
+		}
+		// Unauthenticated routes (token requests, the sign-in page) are
+		// limited per source address: password and secret guessing costs
+		// the guesser, not the other clients.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			d := s.d.Limiter.Allow(r.Context(), "ip:"+auth.ClientAddr(r).String(), rs.class, rs.pattern)
+			d.SetHeaders(w.Header())
+			if !d.Allowed {
+				noteFrom(r.Context()).reason = audit.ReasonRateLimited
+				ratelimit.WriteTooMany(w, r, d)
+				return
+			}
+			rs.handler.ServeHTTP(w, r)
+		})
 	}
 	a := s.d.Auth
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +117,7 @@ func (s *Server) guard(rs routeSpec) http.Handler {
 			return
 		}
 		if s.d.Limiter != nil {
-			d := s.d.Limiter.Allow(ctx, p.ClientID, rs.class, routePath(rs.pattern))
+			d := s.d.Limiter.Allow(ctx, p.ClientID, rs.class, rs.pattern)
 			d.SetHeaders(w.Header())
 			if !d.Allowed {
 				n.reason = audit.ReasonRateLimited

@@ -58,14 +58,16 @@ func (s *Server) routeTable() []routeSpec {
 		standard = admission.Standard
 		pBulk    = admission.Bulk
 	)
-	// OAuth and discovery: authenticated by the handlers themselves.
+	// OAuth and discovery: authenticated by the handlers themselves; the
+	// OAuth endpoints are rate limited per source address (class
+	// standard), the public documents not at all (class "").
 	add("POST /oauth/token", public, "", std, realtime, false, d.TokenHandler)
-	add("GET /.well-known/jwks.json", public, "", std, realtime, false, d.JWKSHandler)
+	add("GET /.well-known/jwks.json", public, "", "", realtime, false, d.JWKSHandler)
 	add("GET /oauth/authorize", public, "", std, standard, false, d.AuthorizeHandler)
 	add("POST /oauth/authorize", public, "", std, standard, false, d.AuthorizeHandler)
 	add("POST /oauth/revoke", public, "", std, critical, false, d.RevokeHandler)
 	add("POST /oauth/introspect", public, "", std, realtime, false, d.IntrospectHandler)
-	add("GET /.well-known/oauth-authorization-server", public, "", std, realtime, false, d.MetadataHandler)
+	add("GET /.well-known/oauth-authorization-server", public, "", "", realtime, false, d.MetadataHandler)
 
 	add("POST /v1/events", scoped, auth.ScopeEventsWrite, std, standard, false, h(s.postEvents))
 	add("POST /v1/events/batch", scoped, auth.ScopeEventsWrite, bulk, pBulk, true, h(s.postEventsBatch))
@@ -102,6 +104,8 @@ func (s *Server) routeTable() []routeSpec {
 		add("POST /v1/admin/users/{id}/totp/reset", admin, auth.ScopeAdmin, adm, pAdmin, true, h(s.resetUserTOTP))
 		add("GET /v1/admin/keys", admin, auth.ScopeAdmin, adm, pAdmin, false, h(s.listKeys))
 		add("POST /v1/admin/keys/rotate", admin, auth.ScopeAdmin, adm, critical, true, h(s.rotateKey))
+		add("GET /v1/admin/clients/{id}/rate-limits", admin, auth.ScopeAdmin, adm, pAdmin, false, h(s.getClientRateLimits))
+		add("PUT /v1/admin/clients/{id}/rate-limits", admin, auth.ScopeAdmin, adm, pAdmin, true, h(s.putClientRateLimits))
 		add("POST /v1/admin/clients/{id}/request-keys", admin, auth.ScopeAdmin, adm, pAdmin, true, h(s.addClientRequestKey))
 		add("POST /v1/me/request-keys", person, "", std, standard, false, h(s.addMyRequestKey))
 		add("POST /v1/me/totp", person, "", std, standard, false, h(s.beginTOTP))

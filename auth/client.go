@@ -13,6 +13,7 @@ import (
 
 	"github.com/vitalshq/vitals/clientip"
 	"github.com/vitalshq/vitals/httpsig"
+	"github.com/vitalshq/vitals/ratelimit"
 )
 
 // Client is an OAuth client registered with Vitals. It is stored as JSON in
@@ -48,6 +49,9 @@ type Client struct {
 	IPAllow clientip.AllowList `json:"ip_allow,omitzero"`
 	// RequestKeys sign the client's high-value requests (RFC 9421).
 	RequestKeys []httpsig.RegisteredKey `json:"request_keys,omitempty"`
+	// RateLimits override the class defaults for this client, class-wide
+	// (Route "") or for one route ("POST /v1/events").
+	RateLimits []ratelimit.Override `json:"rate_limits,omitempty"`
 }
 
 // Client authentication methods at the token endpoint (RFC 7591 names).

@@ -200,6 +200,21 @@ func TestSecurity(t *testing.T) {
 		}
 	})
 
+	t.Run("rate-limit override per client (CLI)", func(t *testing.T) {
+		tok := pl.token(t, "customers:read")
+		// The default realtime burst is 5; the override lifts it for the
+		// bootstrap client only.
+		s.cli(t, "", "admin", "clients", "rate-limit", pl.creds.ClientID, "--class", "realtime", "--quota", "1000", "--window", "1h", "--burst", "50")
+		for i := range 12 {
+			if status, _, b := pl.do(t, http.MethodGet, "/v1/customers/cust_x/health", tok, "", nil); status == http.StatusTooManyRequests {
+				t.Fatalf("call %d refused despite the override: %s", i+1, b)
+			}
+		}
+		if out := s.cli(t, "", "admin", "clients", "limits", pl.creds.ClientID); !strings.Contains(out, "realtime") || !strings.Contains(out, "1000") {
+			t.Errorf("clients limits:\n%s", out)
+		}
+	})
+
 	t.Run("key rotation keeps old tokens valid", func(t *testing.T) {
 		old := pl.token(t, "endpoints:read")
 		s.cli(t, "", "admin", "keys", "rotate")
@@ -225,6 +240,28 @@ func TestSecurity(t *testing.T) {
 		if resp := s.get(t, "/v1/admin/keys", second["access_token"].(string)); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("access token of a revoked family: %d", resp.StatusCode)
 		}
+	})
+
+	// Last: it exhausts this address's token-endpoint bucket.
+	t.Run("secret guessing at the token endpoint is rate limited per address", func(t *testing.T) {
+		for i := range 200 {
+			req, _ := http.NewRequest(http.MethodPost, pl.apiURL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(pl.creds.ClientID, "guess-"+randomSuffix())
+			resp, err := pl.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusTooManyRequests {
+				if resp.Header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				t.Logf("guess %d refused with 429", i+1)
+				return
+			}
+		}
+		t.Fatal("200 wrong secrets from one address, none refused with 429")
 	})
 }
 

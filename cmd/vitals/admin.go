@@ -59,7 +59,7 @@ const adminUsage = `usage: vitals admin <command> [flags]
 
   login                      sign in as a person (browser, code flow + PKCE, loopback redirect)
   mfa                        set up TOTP for the signed-in person; prints recovery codes once
-  clients list|create|disable|enable
+  clients list|create|disable|enable|limits|rate-limit
   users list|create|disable|enable|reset-totp
   keys list|rotate
 
@@ -89,6 +89,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		redirects, grants, alg   string
 		passwordStdin, codeStdin bool
 		qrFile                   string
+		class, route, window     string
+		quota, burst             int
+		clearLimit               bool
 	)
 	fs := flag.NewFlagSet("vitals admin "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -106,6 +109,12 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.StringVar(&authMethod, "auth-method", "client_secret_basic", "create: client_secret_basic, private_key_jwt or none")
 		fs.StringVar(&grants, "grant-types", "client_credentials", "create: comma-separated grant types")
 		fs.StringVar(&redirects, "redirect-uris", "", "create: comma-separated redirect URIs (code flow)")
+		fs.StringVar(&class, "class", "", "rate-limit: standard, realtime, bulk or admin")
+		fs.StringVar(&route, "route", "", "rate-limit: one route (\"POST /v1/events\") instead of the whole class")
+		fs.IntVar(&quota, "quota", 0, "rate-limit: requests per window")
+		fs.StringVar(&window, "window", "1h", "rate-limit: window (Go duration)")
+		fs.IntVar(&burst, "burst", 0, "rate-limit: token-bucket size (default 5 % of the quota)")
+		fs.BoolVar(&clearLimit, "clear", false, "rate-limit: remove the override, back to the default")
 	case "users":
 		fs.StringVar(&username, "username", "", "create: the person's username")
 		fs.StringVar(&scopes, "scopes", "", "create: comma-separated scopes")
@@ -116,10 +125,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "vitals admin: unknown command %q\n\n%s\n", cmd, adminUsage)
 		return errUsage
 	}
+	// Positional arguments (an id) may come before or after the flags.
+	var lead []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		lead, args = append(lead, args[0]), args[1:]
+	}
 	rest, err := config.Parse(fs, args, os.Getenv)
 	if err != nil {
 		return err
 	}
+	rest = append(lead, rest...)
 	if cmd != "clients" && cmd != "users" || verb == "list" || verb == "create" || verb == "rotate" {
 		if len(rest) > 0 {
 			return fmt.Errorf("%w: unexpected arguments %q", errUsage, rest)
@@ -175,6 +190,44 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return af.print(stdout, []map[string]any{out}, "id", "name", "disabled")
+	case "clients limits":
+		id, err := one()
+		if err != nil {
+			return err
+		}
+		var out struct{ Limits, Defaults []map[string]any }
+		if err := c.call(ctx, http.MethodGet, "/v1/admin/clients/"+id+"/rate-limits", nil, &out); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "overrides:")
+		if err := af.print(stdout, out.Limits, "class", "route", "quota", "window", "burst"); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "defaults:")
+		return af.print(stdout, out.Defaults, "class", "quota", "window", "burst")
+	case "clients rate-limit":
+		id, err := one()
+		if err != nil {
+			return err
+		}
+		var cur struct{ Limits []map[string]any }
+		if err := c.call(ctx, http.MethodGet, "/v1/admin/clients/"+id+"/rate-limits", nil, &cur); err != nil {
+			return err
+		}
+		limits := []map[string]any{}
+		for _, l := range cur.Limits { // keep the other overrides
+			if r, _ := l["route"].(string); l["class"] != class || r != route {
+				limits = append(limits, l)
+			}
+		}
+		if !clearLimit {
+			limits = append(limits, map[string]any{"class": class, "route": route, "quota": quota, "window": window, "burst": burst})
+		}
+		var out struct{ Limits []map[string]any }
+		if err := c.call(ctx, http.MethodPut, "/v1/admin/clients/"+id+"/rate-limits", map[string]any{"limits": limits}, &out); err != nil {
+			return err
+		}
+		return af.print(stdout, out.Limits, "class", "route", "quota", "window", "burst")
 	case "users list":
 		var out struct{ Users []map[string]any }
 		if err := c.call(ctx, http.MethodGet, "/v1/admin/users", nil, &out); err != nil {

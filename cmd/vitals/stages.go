@@ -261,7 +261,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		ln.Close()
 		return nil, err
 	}
-	traffic, closeTraffic, err := e.trafficControl(ctx)
+	traffic, closeTraffic, err := e.trafficControl(ctx, store)
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/vitalshq/vitals/analytics"
 	"github.com/vitalshq/vitals/api"
 	"github.com/vitalshq/vitals/audit"
+	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/httpsig"
 	"github.com/vitalshq/vitals/ratelimit"
 )
@@ -18,7 +19,7 @@ import (
 // trafficControl wires the API's rate limiter (memory, or Redis shared by
 // every instance with --redis-addr), its admission controller and its
 // audit log writer; close releases them.
-func (e *env) trafficControl(ctx context.Context) (d api.Deps, closeFn func(), err error) {
+func (e *env) trafficControl(ctx context.Context, clients auth.ClientStore) (d api.Deps, closeFn func(), err error) {
 	var store ratelimit.Store = ratelimit.NewMemoryStore()
 	var rdb *redis.Client
 	if e.cfg.RedisAddr != "" {
@@ -37,7 +38,8 @@ func (e *env) trafficControl(ctx context.Context) (d api.Deps, closeFn func(), e
 		store = ratelimit.NewRedisStore(rdb)
 		e.log.Info("rate limits shared through Redis", "addr", e.cfg.RedisAddr)
 	}
-	lim, err := ratelimit.New(store, ratelimit.WithLogger(e.log.With("component", "ratelimit")), ratelimit.WithRegisterer(e.reg))
+	lim, err := ratelimit.New(store, ratelimit.WithOverrides(auth.RateLimitOverrides{Clients: clients}),
+		ratelimit.WithLogger(e.log.With("component", "ratelimit")), ratelimit.WithRegisterer(e.reg))
 	if err != nil {
 		return api.Deps{}, nil, err
 	}
