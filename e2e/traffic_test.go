@@ -105,11 +105,15 @@ func TestTrafficControlAndAudit(t *testing.T) {
 		db, strings.Join(quoted, ","))).Scan(&denied); err != nil || denied != 4 {
 		t.Errorf("denied records with reasons: %d %v, want 4", denied, err)
 	}
-	var leaks uint64
-	if err := conn.QueryRow(context.Background(), fmt.Sprintf(
-		"SELECT count() FROM %s.api_audit WHERE position(concat(client_id, user_id, user_agent, route, reason, body_sha256), '%s') > 0",
-		db, token[len(token)-40:])).Scan(&leaks); err != nil || leaks != 0 {
-		t.Errorf("token text in audit rows: %d %v", leaks, err)
+	// No secret in any row: the tokens, the client secret, the request key.
+	for name, secret := range map[string]string{"access token": token[len(token)-40:], "client secret": pl.creds.ClientSecret,
+		"request key": pl.creds.RequestKey} {
+		var leaks uint64
+		if err := conn.QueryRow(context.Background(), fmt.Sprintf(
+			"SELECT count() FROM %s.api_audit WHERE position(concat(id, instance, request_id, client_id, user_id, source_ip, user_agent, method, route, decision, reason, rate_limit_class, body_sha256, arrayStringConcat(scopes, ' ')), '%s') > 0",
+			db, strings.ReplaceAll(secret, "'", ""))).Scan(&leaks); err != nil || leaks != 0 {
+			t.Errorf("%s in audit rows: %d %v", name, leaks, err)
+		}
 	}
 
 	out, err := exec.Command(vitalsBin, "audit", "verify", "--clickhouse-addr", chAddr, "--clickhouse-database", db, "--since", "1h").CombinedOutput()

@@ -304,7 +304,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		defer closeTraffic() // after Serve: the last calls' audit records are flushed
 		return srv.Serve(ctx, ln, tlsCfg)
 	})
-	e.log.Info("API listening", "url", publicURL, "tls", tlsCfg != nil, "token_url", publicURL+"/oauth/token")
+	e.log.Info("API listening", "addr", ln.Addr().String(), "url", publicURL, "tls", tlsCfg != nil, "token_url", publicURL+"/oauth/token")
 	return ln.Addr(), nil
 }
 
