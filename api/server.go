@@ -117,6 +117,8 @@ type Deps struct {
 	// share them between instances). Signatures are checked against the
 	// keys registered through Admin when Signatures is nil.
 	NonceCache httpsig.NonceCache
+	// Sealer keeps registered HMAC request secrets sealed at rest.
+	Sealer Sealer
 	// AuditQuery serves GET /v1/audit when set.
 	AuditQuery AuditQuerier
 	Encoder    Encoder
@@ -161,7 +163,7 @@ func New(d Deps, opts ...Option) *Server {
 		if d.NonceCache != nil {
 			vopts = append(vopts, httpsig.WithNonceCache(d.NonceCache))
 		}
-		d.Signatures = httpsig.NewVerifier(requestKeys{clients: d.Admin.Clients, users: d.Admin.Users}, vopts...)
+		d.Signatures = httpsig.NewVerifier(requestKeys{clients: d.Admin.Clients, users: d.Admin.Users, sealer: d.Sealer}, vopts...)
 	}
 	s := &Server{d: d, o: o, mux: http.NewServeMux(), now: time.Now, metrics: newMetrics(d.Registry)}
 	s.routes()

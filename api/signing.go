@@ -17,6 +17,13 @@ import (
 type requestKeys struct {
 	clients AdminClients
 	users   AdminUsers
+	sealer  Sealer // opens hmac-sha256 secrets; nil: ed25519 keys only
+}
+
+// Sealer seals and opens secrets at rest (package keyring's Keyring).
+type Sealer interface {
+	Seal(plaintext, aad []byte) (string, error)
+	Open(sealed string, aad []byte) ([]byte, error)
 }
 
 // Key implements httpsig.KeyResolver.
@@ -30,9 +37,13 @@ func (k requestKeys) Key(_ context.Context, keyID string) (httpsig.Key, error) {
 	} else if c, ok := k.clients.Client(owner); ok && !c.Disabled {
 		keys = c.RequestKeys
 	}
+	var open func(string, []byte) ([]byte, error)
+	if k.sealer != nil {
+		open = k.sealer.Open
+	}
 	for _, rk := range keys {
 		if rk.ID == keyID {
-			return rk.Key(), nil
+			return rk.Key(open)
 		}
 	}
 	return httpsig.Key{}, fmt.Errorf("keyid %q: %w", keyID, httpsig.ErrUnknownKey)
@@ -47,7 +58,8 @@ func signer(p auth.Principal) string {
 }
 
 type requestKeyReq struct {
-	PublicKey string `json:"public_key"` // base64 of an ed25519 public key
+	Alg       string `json:"alg"`        // "ed25519" (default) or "hmac-sha256"
+	PublicKey string `json:"public_key"` // ed25519: base64 of the public key
 }
 
 func (r requestKeyReq) decode() ([]byte, *problem.Details) {
@@ -89,17 +101,36 @@ func (s *Server) addClientRequestKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req requestKeyReq
-	if !decodeJSON(w, r, &req, `{"public_key":"<base64 ed25519 public key>"}`) {
+	if !decodeJSON(w, r, &req, `{"alg":"ed25519","public_key":"<base64 ed25519 public key>"} or {"alg":"hmac-sha256"}`) {
 		return
 	}
-	pub, pd := req.decode()
-	if pd != nil {
-		problem.Write(w, r, pd)
-		return
-	}
-	k, err := httpsig.NewRegisteredKey(c.ID, pub, s.now())
-	if err != nil {
-		problem.Write(w, r, invalidField("public_key", err.Error()))
+	var (
+		k      httpsig.RegisteredKey
+		secret []byte
+		err    error
+	)
+	switch req.Alg {
+	case "", httpsig.AlgEd25519:
+		pub, pd := req.decode()
+		if pd != nil {
+			problem.Write(w, r, pd)
+			return
+		}
+		if k, err = httpsig.NewRegisteredKey(c.ID, pub, s.now()); err != nil {
+			problem.Write(w, r, invalidField("public_key", err.Error()))
+			return
+		}
+	case httpsig.AlgHMACSHA256:
+		if s.d.Sealer == nil {
+			problem.Write(w, r, invalidField("alg", "this server has no keyring to keep HMAC secrets; register an ed25519 public key"))
+			return
+		}
+		if k, secret, err = httpsig.NewRegisteredSecret(c.ID, s.now(), s.d.Sealer.Seal); err != nil {
+			s.storeFailed(w, r, "request key", err)
+			return
+		}
+	default:
+		problem.Write(w, r, invalidField("alg", "alg is ed25519 or hmac-sha256"))
 		return
 	}
 	c.RequestKeys = append(c.RequestKeys, k)
@@ -107,6 +138,10 @@ func (s *Server) addClientRequestKey(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, r, "client", err)
 		return
 	}
-	s.d.Logger.InfoContext(r.Context(), "admin: request key registered", "client_id", c.ID, "key_id", k.ID, "by", principalSubject(r))
-	writeJSON(w, http.StatusCreated, map[string]any{"key_id": k.ID, "alg": k.Alg})
+	s.d.Logger.InfoContext(r.Context(), "admin: request key registered", "client_id", c.ID, "key_id", k.ID, "alg", k.Alg, "by", principalSubject(r))
+	out := map[string]any{"key_id": k.ID, "alg": k.Alg}
+	if secret != nil {
+		out["secret"] = base64.StdEncoding.EncodeToString(secret) // shown once
+	}
+	writeJSON(w, http.StatusCreated, out)
 }

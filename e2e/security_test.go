@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -21,6 +23,8 @@ import (
 	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/vitalshq/vitals/httpsig"
 )
 
 // TestSecurity runs the authorization server's flows and the attack suite
@@ -212,6 +216,39 @@ func TestSecurity(t *testing.T) {
 		}
 		if out := s.cli(t, "", "admin", "clients", "limits", pl.creds.ClientID); !strings.Contains(out, "realtime") || !strings.Contains(out, "1000") {
 			t.Errorf("clients limits:\n%s", out)
+		}
+	})
+
+	t.Run("HMAC request key registered and used", func(t *testing.T) {
+		out := s.cli(t, "", "admin", "clients", "add-key", pl.creds.ClientID, "--alg", "hmac-sha256", "--output", "json")
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("add-key: %v %s", err, out)
+		}
+		secret, err := base64.StdEncoding.DecodeString(fmt.Sprint(rows[0]["secret"]))
+		if err != nil || len(secret) != 32 {
+			t.Fatalf("secret %v: %v", rows[0]["secret"], err)
+		}
+		key := httpsig.Key{ID: fmt.Sprint(rows[0]["key_id"]), Alg: httpsig.AlgHMACSHA256, HMAC: secret}
+		for _, k := range []httpsig.Key{key, {ID: key.ID, Alg: httpsig.AlgHMACSHA256, HMAC: make([]byte, 32)}} {
+			req, _ := http.NewRequest(http.MethodDelete, pl.apiURL+"/v1/endpoints/ep_missing", nil)
+			req.Header.Set("Authorization", "Bearer "+pl.token(t, "endpoints:write"))
+			if err := httpsig.Sign(req, nil, k, httpsig.SignParams{}); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := pl.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			right := bytes.Equal(k.HMAC, secret)
+			want := http.StatusUnauthorized // a wrong secret
+			if right {
+				want = http.StatusNotFound // signature accepted; no such endpoint
+			}
+			if resp.StatusCode != want {
+				t.Errorf("DELETE signed with the registered secret=%v: %d, want %d", right, resp.StatusCode, want)
+			}
 		}
 	})
 

@@ -14,10 +14,33 @@ import (
 // Its ID, the keyid of signatures, is "<owner id>/<random>", so a verifier
 // finds the owner without a global index.
 type RegisteredKey struct {
-	ID        string    `json:"id"`
-	Alg       string    `json:"alg"`        // AlgEd25519
-	Public    []byte    `json:"public_key"` // ed25519, 32 bytes (base64 in JSON)
-	CreatedAt time.Time `json:"created_at"`
+	ID     string `json:"id"`
+	Alg    string `json:"alg"`                  // AlgEd25519 or AlgHMACSHA256
+	Public []byte `json:"public_key,omitempty"` // ed25519, 32 bytes (base64 in JSON)
+	// SealedSecret is an hmac-sha256 secret sealed at rest (package
+	// keyring's envelope; AAD SecretAAD(ID)); never the secret itself.
+	SealedSecret string    `json:"sealed_secret,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// SecretAAD binds a sealed hmac-sha256 secret to its key id.
+func SecretAAD(keyID string) []byte { return []byte("request-key-secret:" + keyID) }
+
+// NewRegisteredSecret names a fresh hmac-sha256 key for owner and returns
+// it with its secret (to be shown once); seal stores the secret (AAD
+// SecretAAD of the key id).
+func NewRegisteredSecret(owner string, now time.Time, seal func(secret, aad []byte) (string, error)) (RegisteredKey, []byte, error) {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	k := RegisteredKey{ID: owner + "/k_" + hex.EncodeToString(b), Alg: AlgHMACSHA256, CreatedAt: now.UTC()}
+	sealed, err := seal(secret, SecretAAD(k.ID))
+	if err != nil {
+		return RegisteredKey{}, nil, fmt.Errorf("seal request key %s: %w", k.ID, err)
+	}
+	k.SealedSecret = sealed
+	return k, secret, nil
 }
 
 // NewRegisteredKey checks an ed25519 public key and names it for owner.
@@ -39,7 +62,24 @@ func Owner(keyID string) string {
 	return owner
 }
 
-// Key is k as a verification key; ClientID is the owner.
-func (k RegisteredKey) Key() Key {
-	return Key{ID: k.ID, ClientID: Owner(k.ID), Alg: k.Alg, Ed25519Public: ed25519.PublicKey(k.Public)}
+// Key is k as a verification key; ClientID is the owner. open unseals an
+// hmac-sha256 secret (nil for ed25519-only callers).
+func (k RegisteredKey) Key(open func(sealed string, aad []byte) ([]byte, error)) (Key, error) {
+	out := Key{ID: k.ID, ClientID: Owner(k.ID), Alg: k.Alg}
+	switch k.Alg {
+	case AlgEd25519:
+		out.Ed25519Public = ed25519.PublicKey(k.Public)
+	case AlgHMACSHA256:
+		if open == nil {
+			return Key{}, fmt.Errorf("request key %s: no keyring to open its secret", k.ID)
+		}
+		secret, err := open(k.SealedSecret, SecretAAD(k.ID))
+		if err != nil {
+			return Key{}, fmt.Errorf("request key %s: %w", k.ID, err)
+		}
+		out.HMAC = secret
+	default:
+		return Key{}, fmt.Errorf("request key %s: unknown algorithm %q", k.ID, k.Alg)
+	}
+	return out, nil
 }

@@ -59,7 +59,7 @@ const adminUsage = `usage: vitals admin <command> [flags]
 
   login                      sign in as a person (browser, code flow + PKCE, loopback redirect)
   mfa                        set up TOTP for the signed-in person; prints recovery codes once
-  clients list|create|disable|enable|limits|rate-limit
+  clients list|create|disable|enable|limits|rate-limit|add-key
   users list|create|disable|enable|reset-totp
   keys list|rotate
 
@@ -92,6 +92,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		class, route, window     string
 		quota, burst             int
 		clearLimit               bool
+		publicKey                string
 	)
 	fs := flag.NewFlagSet("vitals admin "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -115,6 +116,8 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.StringVar(&window, "window", "1h", "rate-limit: window (Go duration)")
 		fs.IntVar(&burst, "burst", 0, "rate-limit: token-bucket size (default 5 % of the quota)")
 		fs.BoolVar(&clearLimit, "clear", false, "rate-limit: remove the override, back to the default")
+		fs.StringVar(&alg, "alg", "ed25519", "add-key: ed25519 (with --public-key) or hmac-sha256 (the server makes the secret and shows it once)")
+		fs.StringVar(&publicKey, "public-key", "", "add-key: base64 ed25519 public key")
 	case "users":
 		fs.StringVar(&username, "username", "", "create: the person's username")
 		fs.StringVar(&scopes, "scopes", "", "create: comma-separated scopes")
@@ -228,6 +231,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		return af.print(stdout, out.Limits, "class", "route", "quota", "window", "burst")
+	case "clients add-key":
+		id, err := one()
+		if err != nil {
+			return err
+		}
+		var out map[string]any
+		if err := c.call(ctx, http.MethodPost, "/v1/admin/clients/"+id+"/request-keys", map[string]string{"alg": alg, "public_key": publicKey}, &out); err != nil {
+			return err
+		}
+		return af.print(stdout, []map[string]any{out}, "key_id", "alg", "secret")
 	case "users list":
 		var out struct{ Users []map[string]any }
 		if err := c.call(ctx, http.MethodGet, "/v1/admin/users", nil, &out); err != nil {

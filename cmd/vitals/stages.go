@@ -272,6 +272,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		Audit:             traffic.Audit,
 		AuditQuery:        traffic.AuditQuery,
 		NonceCache:        traffic.NonceCache,
+		Sealer:            e.keys,
 		Auth:              authSrv,
 		TokenHandler:      provider.TokenHandler(),
 		JWKSHandler:       authSrv.JWKSHandler(),
