@@ -68,6 +68,7 @@ func (s *Server) routeTable() []routeSpec {
 	add("POST /oauth/revoke", public, "", std, critical, false, d.RevokeHandler)
 	add("POST /oauth/introspect", public, "", std, realtime, false, d.IntrospectHandler)
 	add("GET /.well-known/oauth-authorization-server", public, "", "", realtime, false, d.MetadataHandler)
+	add("GET /openapi.json", public, "", "", standard, false, h(s.serveOpenAPI))
 
 	add("POST /v1/events", scoped, auth.ScopeEventsWrite, std, standard, false, h(s.postEvents))
 	add("POST /v1/events/batch", scoped, auth.ScopeEventsWrite, bulk, pBulk, true, h(s.postEventsBatch))
