@@ -75,8 +75,11 @@ type Config struct {
 	ExternalJWKSURL string // --external-jwks-url: https URL of its JWK Set
 	// RedisAddr shares rate-limit counts (and signature nonces) between
 	// API instances; empty keeps them in each instance's memory.
-	RedisAddr     string // --redis-addr: HOST:PORT
-	RedisPassword string // --redis-password (prefer VITALS_REDIS_PASSWORD)
+	// RateLimits replace the default limit of a class for every client:
+	// "class=quota/window[/burst]", e.g. "standard=5000/1h/250".
+	RateLimits    []string // --rate-limit (comma-separated)
+	RedisAddr     string   // --redis-addr: HOST:PORT
+	RedisPassword string   // --redis-password (prefer VITALS_REDIS_PASSWORD)
 
 	// Processor.
 	ModelConfig     string // --model-config: YAML file tuning the health model (default: built-in)
@@ -168,6 +171,7 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "INSECURE: serve plain HTTP instead of TLS 1.3 (local development only)")
 		fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate file (default: self-signed, generated into the data dir)")
 		fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key file for --tls-cert")
+		fs.Var((*listValue)(&c.RateLimits), "rate-limit", "default limits per class, comma-separated class=quota/window[/burst] (e.g. standard=5000/1h/250); defaults: standard=1000/1h, realtime=100/1h, bulk=100/24h, admin=500/1h")
 		fs.StringVar(&c.RedisAddr, "redis-addr", c.RedisAddr, "Redis HOST:PORT shared by API instances for exact rate-limit counts and signature nonces (default: per-instance memory)")
 		fs.StringVar(&c.RedisPassword, "redis-password", c.RedisPassword, "Redis password; prefer the environment variable VITALS_REDIS_PASSWORD")
 		fs.StringVar(&c.ExternalIssuer, "external-issuer", c.ExternalIssuer, "also accept access tokens issued by this OAuth server (its iss), e.g. a Keycloak realm URL")

@@ -23,7 +23,8 @@ func TestClickHouseOutage(t *testing.T) {
 	brokers := testenv.Kfake(t)
 	db := "vitals_outage_" + randomSuffix()
 	pl := startPipeline(t, "--kafka-brokers", strings.Join(brokers, ","),
-		"--clickhouse-addr", ch.Addr(), "--clickhouse-database", db, "--partitions", "3")
+		"--clickhouse-addr", ch.Addr(), "--clickhouse-database", db, "--partitions", "3",
+		"--rate-limit", "standard=100000/1h/10000") // a minute of steady load
 	rcv := newReceiver(t)
 	pl.register(t, rcv, "*")
 	token := pl.token(t, "events:write")
@@ -59,6 +60,7 @@ func TestClickHouseOutage(t *testing.T) {
 	})
 
 	ch.Stop()
+	stopped := time.Now()
 	during := "cust_during_" + randomSuffix()
 	pl.sendJourney(t, token, journey.Churning(during, start))
 	eventually(t, 60*time.Second, "deliveries during the outage", func() bool {
@@ -84,15 +86,42 @@ func TestClickHouseOutage(t *testing.T) {
 		return false
 	})
 
+	// Load goes on for the rest of a 60-second outage: one churning
+	// customer every few seconds.
+	customers := []string{during}
+	pace := time.NewTicker(2 * time.Second) // load pacing, not synchronisation
+	defer pace.Stop()
+	for time.Since(stopped) < 60*time.Second {
+		<-pace.C
+		c := "cust_during_" + randomSuffix()
+		pl.sendJourney(t, token, journey.Churning(c, start))
+		customers = append(customers, c)
+		eventually(t, 30*time.Second, "deliveries of "+c, func() bool { return len(rcv.find(event.ChurnRiskDetected, c)) >= 1 })
+	}
 	ch.Start()
 	var want []string
-	for _, typ := range event.DerivedTypes() {
-		want = append(want, ids(rcv.find(typ, during))...)
+	for _, c := range customers {
+		for _, typ := range event.DerivedTypes() {
+			want = append(want, ids(rcv.find(typ, c))...)
+		}
 	}
 	eventually(t, 90*time.Second, "every outage attempt in ClickHouse once it is back", func() bool {
 		n, err := count(want)
 		return err == nil && n == uint64(len(want))
 	})
+	eventually(t, 30*time.Second, "the spool drained to empty", func() bool {
+		entries, err := os.ReadDir(spool)
+		if err != nil {
+			return false
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), "webhook_attempts-") {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d customers' deliveries during a %s outage, all in ClickHouse; spool empty", len(customers), 60*time.Second)
 }
 
 func ids(ds []delivery) []string {

@@ -38,7 +38,11 @@ func (e *env) trafficControl(ctx context.Context, clients auth.ClientStore) (d a
 		store = ratelimit.NewRedisStore(rdb)
 		e.log.Info("rate limits shared through Redis", "addr", e.cfg.RedisAddr)
 	}
-	lim, err := ratelimit.New(store, ratelimit.WithOverrides(auth.RateLimitOverrides{Clients: clients}),
+	limits, err := ratelimit.ParseLimits(e.cfg.RateLimits)
+	if err != nil {
+		return api.Deps{}, nil, fmt.Errorf("%w: --rate-limit: %v", errUsage, err)
+	}
+	lim, err := ratelimit.New(store, ratelimit.WithLimits(limits), ratelimit.WithOverrides(auth.RateLimitOverrides{Clients: clients}),
 		ratelimit.WithLogger(e.log.With("component", "ratelimit")), ratelimit.WithRegisterer(e.reg))
 	if err != nil {
 		return api.Deps{}, nil, err
