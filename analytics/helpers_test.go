@@ -60,17 +60,22 @@ func attempts(eventID string, n int) []analytics.WebhookAttempt {
 	out := make([]analytics.WebhookAttempt, n)
 	for i := range out {
 		out[i] = analytics.WebhookAttempt{
-			AttemptID:  fmt.Sprintf("%s-att-%04d", eventID, i),
-			EventID:    eventID,
-			EventType:  "churn_risk_detected",
-			CustomerID: "cust_12345",
-			EndpointID: "ep_1",
-			URLHost:    "receiver.example:8443",
-			Attempt:    uint16(i%8 + 1),
-			StatusCode: 200,
-			Outcome:    analytics.OutcomeDelivered,
-			LatencyMs:  uint32(10 + i*7),
-			Timestamp:  ts.Add(time.Duration(i) * time.Second),
+			AttemptID:       fmt.Sprintf("%s-att-%04d", eventID, i),
+			EventID:         eventID,
+			EventType:       "churn_risk_detected",
+			CustomerID:      "cust_12345",
+			EndpointID:      "ep_1",
+			URLHost:         "receiver.example:8443",
+			Attempt:         uint16(i%8 + 1),
+			StatusCode:      200,
+			Outcome:         analytics.OutcomeDelivered,
+			LatencyMs:       uint32(10 + i*7),
+			Timestamp:       ts.Add(time.Duration(i) * time.Second),
+			BreakerState:    "closed",
+			ResponseExcerpt: `{"received":true}`,
+		}
+		if out[i].Attempt > 1 {
+			out[i].RetryTier = "vitals.retry.5m0s.v1"
 		}
 	}
 	return out

@@ -24,15 +24,15 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v != 3 {
-		t.Errorf("SchemaVersion = %d, want 3", v)
+	if v != 6 {
+		t.Errorf("SchemaVersion = %d, want 6", v)
 	}
 	var recorded uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM "+db+".schema_migrations").Scan(&recorded); err != nil {
 		t.Fatal(err)
 	}
-	if recorded != 3 {
-		t.Errorf("schema_migrations has %d rows after migrating twice, want 3", recorded)
+	if recorded != 6 {
+		t.Errorf("schema_migrations has %d rows after migrating twice, want 6", recorded)
 	}
 
 	rows, err := conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = 'webhook_attempts'", db)
@@ -55,6 +55,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		{"customer_id", "String"}, {"endpoint_id", "String"}, {"url_host", "String"},
 		{"attempt", "UInt16"}, {"status_code", "UInt16"}, {"outcome", "String"},
 		{"error_class", "String"}, {"latency_ms", "UInt32"}, {"timestamp", "DateTime"},
+		{"breaker_state", "String"}, {"retry_tier", "String"}, {"response_excerpt", "String"},
 	}
 	if len(order) != len(want) {
 		t.Fatalf("webhook_attempts columns = %v, want %d columns", order, len(want))

@@ -59,10 +59,15 @@ func TestWriterSurvivesClickHouseOutage(t *testing.T) {
 	srv.Start()
 	t.Logf("start took %v", time.Since(t0))
 	appendAll(t, w, after)
+	// The metrics are updated after the inserts return, which is after
+	// the rows are visible: wait for them too.
 	eventually(t, 30*time.Second, "every row in ClickHouse exactly once and the spool empty", func() (bool, string) {
 		n, d := rowCounts(t, conn, db, "evt-outage")
 		left := spoolContents(t, spoolDir)
-		return n == 50 && d == 50 && len(left) == 0, fmt.Sprintf("rows=%d distinct=%d spool=%d rows", n, d, len(left))
+		replayed := counterValue(t, reg, "vitals_analytics_rows_replayed_total")
+		bytes := counterValue(t, reg, "vitals_analytics_spool_bytes")
+		return n == 50 && d == 50 && len(left) == 0 && replayed >= 15 && bytes == 0,
+			fmt.Sprintf("rows=%d distinct=%d spool=%d rows, replayed=%v, spool_bytes=%v", n, d, len(left), replayed, bytes)
 	})
 	if v := counterValue(t, reg, "vitals_analytics_rows_replayed_total"); v < 15 {
 		t.Errorf("rows_replayed_total = %v, want at least the 15 spooled rows", v)

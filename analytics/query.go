@@ -3,7 +3,6 @@ package analytics
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // CountAttempts returns how many attempt rows for eventID ClickHouse holds,
@@ -36,13 +35,10 @@ func (w *Writer) Attempts(ctx context.Context, eventID string) ([]WebhookAttempt
 	defer rows.Close()
 	var out []WebhookAttempt
 	for rows.Next() {
-		var a WebhookAttempt
-		var ts time.Time
-		if err := rows.Scan(&a.AttemptID, &a.EventID, &a.EventType, &a.CustomerID, &a.EndpointID, &a.URLHost,
-			&a.Attempt, &a.StatusCode, &a.Outcome, &a.ErrorClass, &a.LatencyMs, &ts); err != nil {
+		a, err := scanAttempt(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read attempts of %s: %w", eventID, err)
 		}
-		a.Timestamp = ts.UTC()
 		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -161,8 +160,7 @@ func NewWriter(addr string, opts ...Option) (*Writer, error) {
 	if addr == "" && cfg.spoolDir == "" {
 		return nil, ErrNoSink
 	}
-	tlsCfg, err := cfg.tls.config()
-	if err != nil {
+	if _, err := cfg.tls.config(); err != nil { // fail before opening the spool
 		return nil, err
 	}
 	w := &Writer{
@@ -188,18 +186,9 @@ func NewWriter(addr string, opts ...Option) (*Writer, error) {
 		w.metrics.spoolBytes.Set(float64(w.spool.bytes()))
 	}
 	if addr != "" {
-		w.conn, err = clickhouse.Open(&clickhouse.Options{
-			Addr:         []string{addr},
-			Auth:         clickhouse.Auth{Username: cfg.username, Password: cfg.password},
-			TLS:          tlsCfg,
-			DialTimeout:  cfg.writeTimeout,
-			ReadTimeout:  cfg.writeTimeout,
-			MaxOpenConns: 4,
-			Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
-		})
-		if err != nil {
+		if w.conn, err = openConn(addr, cfg); err != nil {
 			w.Close()
-			return nil, fmt.Errorf("analytics: open clickhouse %s: %w", addr, err)
+			return nil, err
 		}
 	}
 	return w, nil
@@ -325,10 +314,9 @@ func (w *Writer) insert(ctx context.Context, rows []WebhookAttempt) error {
 		return fmt.Errorf("insert %d attempts: %w", len(rows), err)
 	}
 	defer b.Close() // no-op once sent; releases the connection on error
-	for _, r := range rows {
-		if err := b.Append(r.AttemptID, r.EventID, r.EventType, r.CustomerID, r.EndpointID, r.URLHost,
-			r.Attempt, r.StatusCode, r.Outcome, r.ErrorClass, r.LatencyMs, r.Timestamp.UTC()); err != nil {
-			return fmt.Errorf("insert attempt %s: %w", r.AttemptID, err)
+	for i := range rows {
+		if err := b.Append(attemptValues(&rows[i])...); err != nil {
+			return fmt.Errorf("insert attempt %s: %w", rows[i].AttemptID, err)
 		}
 	}
 	if err := b.Send(); err != nil {

@@ -34,9 +34,12 @@ func TestWriterWritesRowsWithLatency(t *testing.T) {
 	appendAll(t, w, rows)
 
 	ctx := context.Background()
-	eventually(t, 15*time.Second, "7 attempts in ClickHouse", func() (bool, string) {
+	// Rows are visible once their part is written, before the insert
+	// returns (the rollup view runs in between): wait for the metric too.
+	eventually(t, 15*time.Second, "7 attempts in ClickHouse and counted", func() (bool, string) {
 		n, err := w.CountAttempts(ctx, "evt-roundtrip")
-		return err == nil && n == 7, fmt.Sprintf("n=%d err=%v", n, err)
+		written := counterValue(t, reg, "vitals_analytics_rows_written_total")
+		return err == nil && n == 7 && written == 7, fmt.Sprintf("n=%d written=%v err=%v", n, written, err)
 	})
 	got, err := w.Attempts(ctx, "evt-roundtrip")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/vitalshq/vitals/admission"
@@ -74,7 +75,7 @@ func (s *Server) guard(rs routeSpec) http.Handler {
 		// limited per source address: password and secret guessing costs
 		// the guesser, not the other clients.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			d := s.d.Limiter.Allow(r.Context(), "ip:"+auth.ClientAddr(r).String(), rs.class, rs.pattern)
+			d := s.d.Limiter.Allow(r.Context(), publicLimitKey(r, rs.pattern), rs.class, rs.pattern)
 			d.SetHeaders(w.Header())
 			if !d.Allowed {
 				noteFrom(r.Context()).reason = audit.ReasonRateLimited
@@ -144,6 +145,27 @@ func (s *Server) guard(rs routeSpec) http.Handler {
 		}
 		rs.handler.ServeHTTP(w, r.WithContext(auth.ContextWithPrincipal(ctx, p)))
 	})
+}
+
+// publicLimitKey is whom an unauthenticated call is counted against: its
+// source address, and for token requests also the client it names, so
+// clients behind one NAT do not share a bucket while guessing one client's
+// secret stays bounded.
+func publicLimitKey(r *http.Request, pattern string) string {
+	key := "ip:" + auth.ClientAddr(r).String()
+	if pattern != "POST /oauth/token" {
+		return key
+	}
+	id, _, ok := r.BasicAuth()
+	if !ok {
+		id = r.PostFormValue("client_id") // parsed once; the token handler reuses it
+	} else if u, err := url.QueryUnescape(id); err == nil {
+		id = u
+	}
+	if id != "" && len(id) <= 128 {
+		key += "|client:" + id
+	}
+	return key
 }
 
 // routePath is the path part of a ServeMux pattern.

@@ -89,6 +89,14 @@ func (s *Server) routeTable() []routeSpec {
 	if d.Health != nil {
 		add("GET /v1/customers/{id}/health", scoped, auth.ScopeCustomersRead, rt, realtime, false, h(s.customerHealth))
 	}
+	// The live dashboard: the page holds no data (it signs in by itself
+	// and polls the stats route) and is not rate limited.
+	add("GET /dashboard", public, "", "", standard, false, d.Dashboard)
+	add("GET /dashboard/", public, "", "", standard, false, d.Dashboard)
+	add("GET /v1/dashboard/stats", scoped, auth.ScopeAnalyticsRead, std, standard, false, d.DashboardStats)
+	if d.Analytics != nil {
+		add("GET /v1/analytics/{report}", scoped, auth.ScopeAnalyticsRead, std, standard, false, h(s.getAnalytics))
+	}
 	if d.AuditQuery != nil {
 		// The audit log is read by people with a fresh TOTP sign-in.
 		add("GET /v1/audit", admin, auth.ScopeAuditRead, std, pAdmin, false, h(s.listAudit))

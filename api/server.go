@@ -119,6 +119,8 @@ type Deps struct {
 	NonceCache httpsig.NonceCache
 	// Sealer keeps registered HMAC request secrets sealed at rest.
 	Sealer Sealer
+	// Analytics serves GET /v1/analytics/{report} when set.
+	Analytics Analytics
 	// AuditQuery serves GET /v1/audit when set.
 	AuditQuery AuditQuerier
 	Encoder    Encoder
@@ -126,6 +128,13 @@ type Deps struct {
 	Registry   *prometheus.Registry
 	Checks     *ops.Checks
 	Logger     *slog.Logger
+
+	// Dashboard serves the built-in live page, GET /dashboard and
+	// /dashboard/{file} (package dashboard's page), and DashboardStats the
+	// figures it polls, GET /v1/dashboard/stats (scope analytics:read);
+	// each is routed when set.
+	Dashboard      http.Handler
+	DashboardStats http.Handler
 }
 
 // Server is the Vitals HTTP API. It is an http.Handler; Serve runs it on a
@@ -254,7 +263,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if held != nil {
 			held.flush(w)
 		}
-		s.metrics.observe(route, rw.status, time.Since(start))
+		s.metrics.observe(route, string(n.class), rw.status, time.Since(start))
 		if route != "GET /metrics" && route != "GET /healthz" && route != "GET /readyz" {
 			s.d.Logger.Debug("request", "method", r.Method, "route", route, "status", rw.status, "duration", time.Since(start))
 		}
@@ -352,16 +361,18 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// metrics are the API's Prometheus collectors.
 type metrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	requests *prometheus.CounterVec   // by route, rate-limit class, status code
+	latency  *prometheus.HistogramVec // by route
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vitals_api_requests_total", Help: "API requests by route and status code.",
-		}, []string{"route", "code"}),
+			Name: "vitals_api_requests_total",
+			Help: "API requests by route, rate-limit class (none for unlimited routes) and status code.",
+		}, []string{"route", "class", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "vitals_api_request_duration_seconds", Help: "API request latency by route.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -371,7 +382,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	return m
 }
 
-func (m *metrics) observe(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+// observe counts one request of route in rate-limit class (empty for
+// routes without a limit) answered with code after d.
+func (m *metrics) observe(route, class string, code int, d time.Duration) {
+	if class == "" {
+		class = "none"
+	}
+	m.requests.WithLabelValues(route, class, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }

@@ -165,6 +165,15 @@ func TestEventsAccepted(t *testing.T) {
 	if ids := m["event_ids"].([]any); ids[0] != "e-1" || ids[1] == "" {
 		t.Fatalf("event_ids %v", ids)
 	}
+	metrics, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if !bytes.Contains(b, []byte(`vitals_api_requests_total{class="standard",code="202",route="POST /v1/events"} 1`)) {
+		t.Fatalf("metrics lack the request with its rate-limit class:\n%s", b)
+	}
 }
 
 func TestEndpointLifecycle(t *testing.T) {
@@ -247,7 +256,7 @@ func TestReadiness(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(b, []byte(`vitals_api_requests_total{code="503",route="GET /readyz"} 1`)) {
+	if !bytes.Contains(b, []byte(`vitals_api_requests_total{class="none",code="503",route="GET /readyz"} 1`)) {
 		t.Fatalf("metrics lack the readyz request:\n%s", b)
 	}
 }

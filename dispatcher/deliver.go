@@ -248,7 +248,7 @@ func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, j *job, now
 	row := analytics.WebhookAttempt{
 		AttemptID: uuid.NewString(), EventID: j.t.EventID, EventType: j.t.EventType, CustomerID: j.t.CustomerID,
 		EndpointID: j.ep.ID, URLHost: st.host(j.ep.URL), Attempt: uint16(min(j.t.Attempts+1, 1<<16-1)),
-		Timestamp: now.UTC(),
+		Timestamp: now.UTC(), BreakerState: st.breaker.State().String(), RetryTier: d.retryTier(j.t.Attempts),
 	}
 	ok, probe := st.admit()
 	if !ok {
@@ -282,6 +282,7 @@ func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, j *job, now
 	}
 	row.LatencyMs = uint32(min(time.Since(now).Milliseconds(), 1<<32-1))
 	row.StatusCode = uint16(max(0, min(resp.StatusCode, 1<<16-1)))
+	row.ResponseExcerpt = analytics.Excerpt(resp.Body)
 	row.ErrorClass = Classify(resp.StatusCode, err)
 	if err != nil {
 		if resp.StatusCode == http.StatusGone {
@@ -290,6 +291,18 @@ func (d *Dispatcher) attempt(ctx context.Context, st *endpointState, j *job, now
 		err = fmt.Errorf("dispatch %s to %s: %w", j.t.EventID, j.ep.ID, err)
 	}
 	return row, resp, err
+}
+
+// retryTier names the retry tier a task that has made attempts waited in:
+// topics.Retry of the schedule's wait after its last attempt (run and
+// breakerRefused pick the tier so); "" before the first attempt. A delivery
+// deferred without using an attempt is named by its count all the same.
+func (d *Dispatcher) retryTier(attempts int) string {
+	s := d.cfg.schedule
+	if attempts <= 0 || len(s) == 0 {
+		return ""
+	}
+	return topics.Retry(s[min(attempts, len(s))-1])
 }
 
 // sendError carries a failed attempt's response through the breaker.

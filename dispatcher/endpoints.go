@@ -52,6 +52,7 @@ func (d *Dispatcher) state(ep endpoint.Endpoint) *endpointState {
 			st.breaker = gobreaker.NewCircuitBreaker[Response](d.breakerSettings(st))
 			d.perEndpoint[ep.ID] = st
 			d.metrics.breakers.WithLabelValues(gobreaker.StateClosed.String()).Inc()
+			d.metrics.setBreakerState(st.id, gobreaker.StateClosed)
 		}
 		d.mu.Unlock()
 	}
@@ -165,6 +166,7 @@ func (d *Dispatcher) breakerChanged(st *endpointState, from, to gobreaker.State)
 	d.log.Info("circuit breaker", "endpoint_id", st.id, "from", from.String(), "to", to.String(), "reason", reason)
 	d.metrics.breakers.WithLabelValues(from.String()).Dec()
 	d.metrics.breakers.WithLabelValues(to.String()).Inc()
+	d.metrics.setBreakerState(st.id, to)
 	d.metrics.transitions.WithLabelValues(from.String(), to.String()).Inc()
 	d.recordState(st.id, from.String(), to.String(), reason)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/vitalshq/vitals/analytics"
 )
@@ -19,6 +20,7 @@ type metrics struct {
 	dropped      *prometheus.CounterVec   // tasks dropped, by reason
 	disabled     *prometheus.CounterVec   // endpoints disabled, by cause
 	breakers     *prometheus.GaugeVec     // endpoints per breaker state
+	breakerState *prometheus.GaugeVec     // per endpoint id: 0 closed, 1 half-open, 2 open
 	transitions  *prometheus.CounterVec   // breaker transitions, by from, to
 	decodeErrors prometheus.Counter
 	sinkErrors   prometheus.Counter
@@ -65,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "vitals_webhook_breakers",
 			Help: "Endpoints known to this dispatcher, by circuit breaker state.",
 		}, []string{"state"}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vitals_webhook_breaker_state",
+			Help: "Circuit breaker state of each endpoint known to this dispatcher: 0 closed, 1 half-open, 2 open.",
+		}, []string{"endpoint_id"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vitals_webhook_breaker_transitions_total",
 			Help: "Circuit breaker state transitions, by from and to state.",
@@ -85,7 +91,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.attempts, m.deliveries, m.latency, m.retries, m.deferred,
-		m.dropped, m.disabled, m.breakers, m.transitions, m.decodeErrors, m.sinkErrors} {
+		m.dropped, m.disabled, m.breakers, m.breakerState, m.transitions, m.decodeErrors, m.sinkErrors} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -95,4 +101,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// Values of vitals_webhook_breaker_state.
+const (
+	breakerClosed   = 0
+	breakerHalfOpen = 1
+	breakerOpen     = 2
+)
+
+// setBreakerState records the breaker state of endpoint id, so an alert
+// can tell how long one endpoint's breaker has not been closed.
+func (m *metrics) setBreakerState(id string, s gobreaker.State) {
+	v := breakerClosed
+	switch s {
+	case gobreaker.StateHalfOpen:
+		v = breakerHalfOpen
+	case gobreaker.StateOpen:
+		v = breakerOpen
+	}
+	m.breakerState.WithLabelValues(id).Set(float64(v))
 }

@@ -37,7 +37,7 @@ func newOperational(e OperationalEvent) OperationalEvent {
 
 // isOperational reports whether an event type names an operational event.
 func isOperational(eventType string) bool {
-	return eventType == endpoint.OpAttemptExhausted || eventType == endpoint.OpEndpointDisabled
+	return endpoint.IsOperational(eventType)
 }
 
 // parseOperational reads the id and type of an operational record value.

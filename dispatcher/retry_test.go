@@ -303,7 +303,8 @@ func TestBreakerOpensProbesAndRecovers(t *testing.T) {
 		dispatcher.WithBreakerSettings(dispatcher.BreakerSettings{ConsecutiveFailures: 2, OpenFor: open, SuccessesToClose: 2}))
 	e.produce(churn("evt_br_1"), churn("evt_br_2"))
 	eventually(t, "breaker open", func() bool {
-		return gauge(t, reg, "vitals_webhook_breakers", "open") == 1
+		return gauge(t, reg, "vitals_webhook_breakers", "open") == 1 &&
+			gauge(t, reg, "vitals_webhook_breaker_state", ep.ID) == 2
 	})
 	openedAt = time.Now()
 	e.produce(churn("evt_br_3"), churn("evt_br_4"), churn("evt_br_5"))
@@ -351,6 +352,9 @@ func TestBreakerOpensProbesAndRecovers(t *testing.T) {
 	}
 	if g := gauge(t, reg, "vitals_webhook_breakers", "closed"); g != 1 {
 		t.Errorf("closed breakers gauge %v", g)
+	}
+	if g := gauge(t, reg, "vitals_webhook_breaker_state", ep.ID); g != 0 {
+		t.Errorf("breaker state of %s: %v, want 0 (closed)", ep.ID, g)
 	}
 	stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

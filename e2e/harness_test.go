@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,6 +122,12 @@ func startPipeline(t *testing.T, extra ...string) *pipeline {
 	pl := &pipeline{dataDir: t.TempDir()}
 	args := append([]string{"run", "--data-dir", pl.dataDir, "--listen", "127.0.0.1:0",
 		"--allow-private-endpoints", "--allow-insecure-endpoints", "--log-level", "debug"}, extra...)
+	if !slices.Contains(extra, "--rate-limit") {
+		// Tests send far more than a client's hourly standard quota; the
+		// realtime and admin defaults stay, and tests of the limits pass
+		// their own.
+		args = append(args, "--rate-limit", "standard=1000000/1h/100000,bulk=100000/1h/10000")
+	}
 	pl.proc = start(t, args...)
 	bootstrap := filepath.Join(pl.dataDir, "bootstrap-client.json")
 	eventually(t, 90*time.Second, "bootstrap-client.json", func() bool {

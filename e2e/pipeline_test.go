@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -156,6 +158,51 @@ func TestPipeline(t *testing.T) {
 			if ex["opportunity_type"] != "upsell" || ex["value_estimate"] != float64(12000) {
 				t.Errorf("expansion body %v", ex)
 			}
+		})
+
+		t.Run("analytics reports through the CLI", func(t *testing.T) {
+			report := func(name string) []map[string]any {
+				t.Helper()
+				// The journeys happened 61 days ago: derived events carry
+				// their activity's time.
+				out, err := exec.Command(vitalsBin, "analytics", name, "--since", "2000h", "--json",
+					"--credentials", filepath.Join(pl.dataDir, "bootstrap-client.json")).CombinedOutput()
+				if err != nil {
+					t.Fatalf("vitals analytics %s: %v\n%s", name, err, out)
+				}
+				var rows []map[string]any
+				if err := json.Unmarshal(out, &rows); err != nil {
+					t.Fatalf("vitals analytics %s: %v\n%s", name, err, out)
+				}
+				return rows
+			}
+			// Each run of the CLI requests a token: poll once a second.
+			within := func(what string, cond func() bool) {
+				t.Helper()
+				pace := time.NewTicker(time.Second)
+				defer pace.Stop()
+				for deadline := time.Now().Add(60 * time.Second); !cond(); <-pace.C {
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out waiting for %s", what)
+					}
+				}
+			}
+			within("the endpoint's deliveries in the endpoints report", func() bool {
+				for _, r := range report("endpoints") {
+					if r["endpoint_id"] == epID && r["delivered"].(float64) > 0 && r["success_rate"].(float64) > 0 {
+						return true
+					}
+				}
+				return false
+			})
+			within("churn_risk_detected in the events report", func() bool {
+				for _, r := range report("events") {
+					if r["event_type"] == event.ChurnRiskDetected && r["events"].(float64) > 0 {
+						return true
+					}
+				}
+				return false
+			})
 		})
 
 		t.Run("bad input is refused with problem+json and nothing reaches Kafka", func(t *testing.T) {

@@ -33,7 +33,7 @@ import (
 // allow-lists, revocation, refresh-token reuse, key rotation, and the
 // forged and replayed credentials each refused with the right status.
 func TestSecurity(t *testing.T) {
-	pl := startPipeline(t)
+	pl := startPipeline(t, "--rate-limit", "standard=1000/1h") // the product's default: the token endpoint test needs it
 	var admin struct{ Username, Password string }
 	adminFile := filepath.Join(pl.dataDir, "bootstrap-admin.json")
 	eventually(t, 30*time.Second, "bootstrap-admin.json", func() bool {

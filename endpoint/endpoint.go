@@ -49,7 +49,25 @@ type Endpoint struct {
 const (
 	OpAttemptExhausted = "message.attempt.exhausted"
 	OpEndpointDisabled = "endpoint.disabled"
+	// OpAlertFiring and OpAlertResolved are Vitals' own alerts (package
+	// alerting): a monitored condition started or stopped holding.
+	OpAlertFiring   = "alert.firing"
+	OpAlertResolved = "alert.resolved"
 )
+
+// OperationalTypes lists the operational event names, in a stable order.
+func OperationalTypes() []string {
+	return []string{OpAttemptExhausted, OpEndpointDisabled, OpAlertFiring, OpAlertResolved}
+}
+
+// IsOperational reports whether name is an operational event name.
+func IsOperational(name string) bool {
+	switch name {
+	case OpAttemptExhausted, OpEndpointDisabled, OpAlertFiring, OpAlertResolved:
+		return true
+	}
+	return false
+}
 
 // Subscribes reports whether e should receive events of the given type.
 // "*" matches every derived event, not operational ones, which are only
@@ -61,7 +79,7 @@ func (e Endpoint) Subscribes(eventType string) bool {
 	if slices.Contains(e.EventTypes, eventType) {
 		return true
 	}
-	return slices.Contains(e.EventTypes, "*") && eventType != OpAttemptExhausted && eventType != OpEndpointDisabled
+	return slices.Contains(e.EventTypes, "*") && !IsOperational(eventType)
 }
 
 // WantsCustomer reports whether e receives events of the given customer.

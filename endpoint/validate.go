@@ -70,7 +70,7 @@ func SensitiveHeader(name string) bool {
 // ValidEventType reports whether name may appear in EventTypes: a derived
 // event name, "*", or an operational event name.
 func ValidEventType(name string) bool {
-	return name == "*" || name == OpAttemptExhausted || name == OpEndpointDisabled || slices.Contains(event.DerivedTypes(), name)
+	return name == "*" || IsOperational(name) || slices.Contains(event.DerivedTypes(), name)
 }
 
 // Validate checks the user-settable fields of e and normalizes EventTypes
@@ -103,13 +103,13 @@ func (e *Endpoint) Validate(allowHTTP bool) error {
 		return bad("url", "url must not carry credentials; use a custom Authorization header instead")
 	}
 	if len(e.EventTypes) == 0 {
-		return bad("event_types", "event_types is required: a list of %s, %s, %s, or [\"*\"] for all derived events",
-			strings.Join(event.DerivedTypes(), ", "), OpAttemptExhausted, OpEndpointDisabled)
+		return bad("event_types", "event_types is required: a list of %s, %s, or [\"*\"] for all derived events",
+			strings.Join(event.DerivedTypes(), ", "), strings.Join(OperationalTypes(), ", "))
 	}
 	for i, t := range e.EventTypes {
 		if !ValidEventType(t) {
-			return bad(fmt.Sprintf("event_types[%d]", i), "%q is not an event type; use %s, %s, %s or \"*\"",
-				t, strings.Join(event.DerivedTypes(), ", "), OpAttemptExhausted, OpEndpointDisabled)
+			return bad(fmt.Sprintf("event_types[%d]", i), "%q is not an event type; use %s, %s or \"*\"",
+				t, strings.Join(event.DerivedTypes(), ", "), strings.Join(OperationalTypes(), ", "))
 		}
 	}
 	e.EventTypes = sortedUnique(e.EventTypes)

@@ -39,18 +39,21 @@ type StateDecoder interface {
 
 // Reader is the read model. Run it, wait for Ready, then Get.
 type Reader struct {
-	table *ktable.Table[View]
+	table   *ktable.Table[View]
+	summary *summary // band counts and recent churn alerts
 }
 
 // NewReader returns a reader of the changelog over a client built from
 // clientOpts.
 func NewReader(clientOpts []kgo.Opt, states StateDecoder, logger *slog.Logger) (*Reader, error) {
+	sum := newSummary(DefaultRecentChurn)
 	t, err := ktable.New(topics.CustomerState, clientOpts,
-		ktable.WithCodec[View](projection{states}), ktable.WithLogger[View](logger))
+		ktable.WithCodec[View](projection{states}), ktable.WithLogger[View](logger),
+		ktable.OnApply(sum.apply))
 	if err != nil {
 		return nil, err
 	}
-	return &Reader{table: t}, nil
+	return &Reader{table: t, summary: sum}, nil
 }
 
 // Run follows the changelog until ctx is done.

@@ -44,7 +44,9 @@ func commands() []command {
 		{"listen", "a local webhook receiver that verifies Standard Webhooks signatures", runListen},
 		{"keys", "data-encryption keys of secrets at rest: `keys rotate` re-encrypts them under a new key", runKeys},
 		{"admin", "sign in as an administrator; manage OAuth clients, users and signing keys", runAdmin},
+		{"analytics", "delivery, event, API and security reports from ClickHouse", runAnalytics},
 		{"audit", "the API audit log: `audit verify` checks its hash chains in ClickHouse", runAudit},
+		{"bench", "end-to-end load harness: each stage's throughput, latency and cost beside same-run baselines", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "vitals", version)
 			return err

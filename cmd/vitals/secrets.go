@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/config"
+	"github.com/vitalshq/vitals/dashboard"
 	"github.com/vitalshq/vitals/keyring"
 	"github.com/vitalshq/vitals/oauth"
+	"github.com/vitalshq/vitals/ratelimit"
 	"github.com/vitalshq/vitals/user"
 )
 
@@ -169,6 +172,14 @@ func (e *env) bootstrapPeople(ctx context.Context, az *authz, clients auth.Clien
 			return fmt.Errorf("register the CLI client: %w", err)
 		}
 	}
+	// The dashboard's public client: the page at <public URL>/dashboard/
+	// signs in with it (code + PKCE) to read analytics only. A new public
+	// URL is added to its redirect URIs. Its stats polls (every 2 s per
+	// viewer) have a route limit of their own, so viewers do not use up
+	// the class quota.
+	if err := putDashboardClient(ctx, clients, publicURL+dashboard.Path); err != nil {
+		return err
+	}
 	if len(az.users.Users()) > 0 {
 		return nil
 	}
@@ -187,6 +198,27 @@ func (e *env) bootstrapPeople(ctx context.Context, az *authz, clients auth.Clien
 	}
 	e.log.Info("created the first administrator; its password is in a 0600 file: sign in with `vitals admin login`, then enrol TOTP with `vitals admin mfa`",
 		"username", u.Username, "path", path)
+	return nil
+}
+
+// putDashboardClient registers the dashboard's public client with
+// redirectURI, or adds redirectURI to it.
+func putDashboardClient(ctx context.Context, clients auth.ClientStore, redirectURI string) error {
+	c, ok := clients.Client(dashboard.ClientID)
+	if ok && slices.Contains(c.RedirectURIs, redirectURI) {
+		return nil
+	}
+	if !ok {
+		c = auth.Client{ID: dashboard.ClientID, Name: "Vitals dashboard (/dashboard)", AuthMethod: auth.AuthNone,
+			Scopes: []string{auth.ScopeAnalyticsRead}, GrantTypes: []string{auth.GrantAuthorizationCode, auth.GrantRefreshToken},
+			CreatedAt: time.Now().UTC(),
+			RateLimits: []ratelimit.Override{{ClientID: dashboard.ClientID, Class: ratelimit.ClassStandard, Route: dashboard.StatsRoute,
+				Limit: ratelimit.Limit{Quota: 18000, Window: time.Hour, Burst: 60}}}} // ten viewers
+	}
+	c.RedirectURIs = append(c.RedirectURIs, redirectURI)
+	if err := clients.PutClient(ctx, c); err != nil {
+		return fmt.Errorf("register the dashboard client: %w", err)
+	}
 	return nil
 }
 

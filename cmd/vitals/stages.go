@@ -17,12 +17,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vitalshq/vitals/analytics"
+	"github.com/vitalshq/vitals/analytics/loader"
 	"github.com/vitalshq/vitals/api"
 	"github.com/vitalshq/vitals/audit"
 	"github.com/vitalshq/vitals/auth"
 	"github.com/vitalshq/vitals/broker"
 	"github.com/vitalshq/vitals/clientip"
 	"github.com/vitalshq/vitals/config"
+	"github.com/vitalshq/vitals/dashboard"
 	"github.com/vitalshq/vitals/dispatcher"
 	"github.com/vitalshq/vitals/endpoint"
 	"github.com/vitalshq/vitals/health"
@@ -271,6 +273,7 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		Admission:         traffic.Admission,
 		Audit:             traffic.Audit,
 		AuditQuery:        traffic.AuditQuery,
+		Analytics:         traffic.Analytics,
 		NonceCache:        traffic.NonceCache,
 		Sealer:            e.keys,
 		Auth:              authSrv,
@@ -298,6 +301,9 @@ func (e *env) startAPI(ctx context.Context, eps *endpoint.Registry) (net.Addr, e
 		Registry: e.reg,
 		Checks:   e.checks,
 		Logger:   e.log.With("component", "api"),
+
+		Dashboard:      dashboard.NewPage(),
+		DashboardStats: dashboard.NewStats(e.reg, reader, dashboard.WithLogger(e.log.With("component", "dashboard"))),
 	}, api.AllowInsecureEndpoints(cfg.AllowInsecureEndpoints), api.ClientIP(resolver))
 	e.g.Go("api", func(ctx context.Context) error {
 		defer prod.Close()
@@ -349,6 +355,9 @@ func (e *env) startDispatcher(ctx context.Context, eps *endpoint.Registry) error
 		return err
 	}
 	if err := e.startAuditLoader(); err != nil {
+		return err
+	}
+	if err := e.startMonitoring(); err != nil {
 		return err
 	}
 	if cfg.AllowPrivateEndpoints {
@@ -451,6 +460,22 @@ func (e *env) startAuditLoader() error {
 	e.g.Go("audit-loader", func(ctx context.Context) error {
 		defer store.Close()
 		return l.Run(ctx)
+	})
+	// Derived events into derived_events (consumer group
+	// vitals-derived-loader), for the analytics reports.
+	ds, err := analytics.NewStore(e.cfg.ClickHouseAddr, e.clickHouseOpts()...)
+	if err != nil {
+		return err
+	}
+	dl, err := analytics.NewDerivedLoader(e.clientOpts("derived-loader"), e.codec, ds,
+		loader.WithLogger(e.log.With("component", "derived-loader")), loader.WithMetrics(e.reg))
+	if err != nil {
+		ds.Close()
+		return err
+	}
+	e.g.Go("derived-loader", func(ctx context.Context) error {
+		defer ds.Close()
+		return dl.Run(ctx)
 	})
 	return nil
 }

@@ -61,12 +61,19 @@ func (e *env) trafficControl(ctx context.Context, clients auth.ClientStore) (d a
 		// another instance is refused.
 		d.NonceCache = httpsig.NewRedisNonceCache(rdb, httpsig.DefaultRedisNoncePrefix)
 	}
-	var auditStore *analytics.AuditStore
+	var (
+		auditStore     *analytics.AuditStore
+		analyticsStore *analytics.Store
+	)
 	if e.cfg.ClickHouseAddr != "" {
 		if auditStore, err = analytics.NewAuditStore(e.cfg.ClickHouseAddr, e.clickHouseOpts()...); err != nil {
 			return api.Deps{}, nil, err
 		}
 		d.AuditQuery = auditStore
+		if analyticsStore, err = analytics.NewStore(e.cfg.ClickHouseAddr, e.clickHouseOpts()...); err != nil {
+			return api.Deps{}, nil, err
+		}
+		d.Analytics = analyticsStore
 	}
 	closeFn = func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -77,6 +84,7 @@ func (e *env) trafficControl(ctx context.Context, clients auth.ClientStore) (d a
 		}
 		if auditStore != nil {
 			auditStore.Close()
+			analyticsStore.Close()
 		}
 	}
 	return d, closeFn, nil
