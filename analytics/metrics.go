@@ -10,9 +10,11 @@ type metrics struct {
 	spooled    prometheus.Counter
 	replayed   prometheus.Counter
 	spoolBytes prometheus.Gauge
+	spoolFull  prometheus.Counter
+	spoolAge   prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, age func() float64) (*metrics, error) {
 	m := &metrics{
 		reg: reg,
 		written: prometheus.NewCounter(prometheus.CounterOpts{
@@ -31,6 +33,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "vitals", Subsystem: "analytics", Name: "spool_bytes",
 			Help: "Size of the disk spool waiting for ClickHouse.",
 		}),
+		spoolFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "vitals", Subsystem: "analytics", Name: "spool_full_total",
+			Help: "Batches the disk spool refused because it reached its limit (the rows wait in memory).",
+		}),
+		spoolAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "vitals", Subsystem: "analytics", Name: "spool_age_seconds",
+			Help: "How long the disk spool has held rows waiting for ClickHouse (0 when empty).",
+		}, age),
 	}
 	if reg == nil {
 		return m, nil
@@ -47,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.written, m.spooled, m.replayed, m.spoolBytes}
+	return []prometheus.Collector{m.written, m.spooled, m.replayed, m.spoolBytes, m.spoolFull, m.spoolAge}
 }
 
 // unregister removes the metrics from the registerer they were put on.

@@ -46,6 +46,7 @@ type config struct {
 	queueSize     int
 	spoolDir      string
 	spoolSealer   Sealer
+	spoolLimit    int64
 	database      string
 	username      string
 	password      string
@@ -82,6 +83,16 @@ func WithSpoolDir(dir string) Option { return func(c *config) { c.spoolDir = dir
 // a spool holding sealed segments needs a sealer that opens them, or
 // NewWriter fails with ErrSpoolSealed.
 func WithSpoolSealer(s Sealer) Option { return func(c *config) { c.spoolSealer = s } }
+
+// DefaultSpoolLimit bounds the disk spool (WithSpoolLimit).
+const DefaultSpoolLimit = 1 << 30
+
+// WithSpoolLimit bounds the disk spool to about n bytes (default
+// DefaultSpoolLimit; 0 or less: unbounded). A full spool takes no more
+// rows: they wait in memory, the queue fills, and Append blocks — the
+// dispatcher feels the pressure — with an error log and
+// vitals_analytics_spool_full_total counting, never a silent drop.
+func WithSpoolLimit(n int64) Option { return func(c *config) { c.spoolLimit = n } }
 
 // WithDatabase sets the ClickHouse database, created if missing (default
 // DefaultDatabase).
@@ -126,11 +137,15 @@ type Writer struct {
 	running  atomic.Bool
 	// stateReady says endpoint_state_changes exists (AppendStateChange).
 	stateReady atomic.Bool
+	// spoolSince is when the spool last went from empty to holding rows
+	// (Unix nanoseconds; 0 when empty), read by the age gauge.
+	spoolSince atomic.Int64
 
 	// State owned by the Run goroutine.
-	up       bool // the last insert or probe succeeded
-	migrated bool
-	warned   bool // the current outage was logged
+	up         bool // the last insert or probe succeeded
+	migrated   bool
+	warned     bool      // the current outage was logged
+	fullLogged time.Time // when "spool full" was last logged
 }
 
 // NewWriter returns a Writer for the ClickHouse server at addr (native
@@ -170,10 +185,14 @@ func NewWriter(addr string, opts ...Option) (*Writer, error) {
 		queue:    make(chan WebhookAttempt, cfg.queueSize),
 		stopping: make(chan struct{}),
 	}
+	if cfg.spoolLimit == 0 {
+		cfg.spoolLimit = DefaultSpoolLimit
+		w.cfg.spoolLimit = DefaultSpoolLimit
+	}
 	if w.log == nil {
 		w.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	m, err := newMetrics(cfg.registerer)
+	m, err := newMetrics(cfg.registerer, w.spoolAge)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +203,9 @@ func NewWriter(addr string, opts ...Option) (*Writer, error) {
 			return nil, err
 		}
 		w.metrics.spoolBytes.Set(float64(w.spool.bytes()))
+		if !w.spool.empty() {
+			w.spoolSince.Store(time.Now().UnixNano()) // at least this old
+		}
 	}
 	if addr != "" {
 		if w.conn, err = openConn(addr, cfg); err != nil {
@@ -296,12 +318,22 @@ func (w *Writer) flush(ctx context.Context, batch []WebhookAttempt) bool {
 	if w.spool == nil {
 		return false
 	}
+	if lim := w.cfg.spoolLimit; lim > 0 && w.spool.bytes() >= lim {
+		w.metrics.spoolFull.Inc()
+		if time.Since(w.fullLogged) > 10*time.Second {
+			w.fullLogged = time.Now()
+			w.log.Error("analytics: spool full; holding rows in memory until ClickHouse takes the spool (Append blocks when the queue is full)",
+				"spool_bytes", w.spool.bytes(), "limit", lim)
+		}
+		return false
+	}
 	if err := w.spool.append(batch); err != nil {
 		w.log.Error("analytics: spool write failed; holding rows in memory", "rows", len(batch), "err", err)
 		return false
 	}
 	w.metrics.spooled.Add(float64(len(batch)))
 	w.metrics.spoolBytes.Set(float64(w.spool.bytes()))
+	w.spoolSince.CompareAndSwap(0, time.Now().UnixNano())
 	return true
 }
 
@@ -368,6 +400,9 @@ func (w *Writer) replay(ctx context.Context) {
 	n, err := w.spool.replay(ctx, w.cfg.batchSize, w.insert, w.log)
 	w.metrics.replayed.Add(float64(n))
 	w.metrics.spoolBytes.Set(float64(w.spool.bytes()))
+	if w.spool.empty() {
+		w.spoolSince.Store(0)
+	}
 	if err != nil {
 		if ctx.Err() == nil { // a replay cut short by shutdown resumes next run
 			w.markDown(err)
@@ -402,4 +437,14 @@ func (w *Writer) shutdown(ctx context.Context, batch []WebhookAttempt) error {
 		batch = batch[n:]
 	}
 	return nil
+}
+
+// spoolAge is how long the spool has held rows (0 when empty), for the
+// vitals_analytics_spool_age_seconds gauge.
+func (w *Writer) spoolAge() float64 {
+	since := w.spoolSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since)).Seconds()
 }

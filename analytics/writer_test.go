@@ -255,3 +255,48 @@ func (b *syncBuffer) Bytes() []byte {
 }
 
 func (b *syncBuffer) String() string { return string(b.Bytes()) }
+
+// TestSpoolLimitHoldsRowsAndSaysSo: a full spool takes no more rows; they
+// wait in memory, spool_full_total and spool_age_seconds say so, and a
+// shutdown with rows neither written nor spooled fails with ErrUnwritten
+// rather than dropping them silently.
+func TestSpoolLimitHoldsRowsAndSaysSo(t *testing.T) {
+	spoolDir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	w, err := analytics.NewWriter("", analytics.WithSpoolDir(spoolDir), analytics.WithSpoolLimit(1),
+		analytics.WithBatchSize(1), analytics.WithFlushInterval(10*time.Millisecond), analytics.WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	appendAll(t, w, attempts("evt-full", 3))
+	metric := func(name string) float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+				m := mf.GetMetric()[0]
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	eventually(t, 5*time.Second, "the spool refusing batches", func() (bool, string) {
+		return metric("vitals_analytics_spool_full_total") > 0, fmt.Sprintf("spool_full=%v", metric("vitals_analytics_spool_full_total"))
+	})
+	if n := len(spoolContents(t, spoolDir)); n != 1 {
+		t.Errorf("%d rows in a spool limited to one batch", n)
+	}
+	if age := metric("vitals_analytics_spool_age_seconds"); age <= 0 {
+		t.Errorf("spool age %v with rows spooled", age)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, analytics.ErrUnwritten) {
+		t.Fatalf("Run after a full spool: %v, want ErrUnwritten", err)
+	}
+	_ = w.Close()
+}

@@ -318,11 +318,11 @@ func (e *sendError) Unwrap() error { return e.err }
 func (d *Dispatcher) record(ctx context.Context, row analytics.WebhookAttempt, resp Response, log *jobLog, err error) {
 	if row.Outcome == analytics.OutcomeDelivered {
 		d.metrics.attemptsDelivered.Inc()
-		d.metrics.latencyDelivered.Observe(float64(row.LatencyMs) / 1000)
+		d.metrics.latency.WithLabelValues(row.Outcome, row.EndpointID).Observe(float64(row.LatencyMs) / 1000)
 	} else {
 		d.metrics.attempts.WithLabelValues(row.Outcome, row.ErrorClass).Inc()
 		if row.ErrorClass != ClassCircuitOpen && row.ErrorClass != ClassBadSecret && row.ErrorClass != ClassCanceled {
-			d.metrics.latency.WithLabelValues(row.Outcome).Observe(float64(row.LatencyMs) / 1000)
+			d.metrics.latency.WithLabelValues(row.Outcome, row.EndpointID).Observe(float64(row.LatencyMs) / 1000)
 		}
 	}
 	switch {

@@ -14,7 +14,7 @@ import (
 type metrics struct {
 	attempts     *prometheus.CounterVec   // by outcome, error_class
 	deliveries   *prometheus.CounterVec   // by final outcome
-	latency      *prometheus.HistogramVec // by outcome
+	latency      *prometheus.HistogramVec // by outcome and endpoint
 	retries      *prometheus.CounterVec   // tasks written to a retry tier, by tier
 	deferred     *prometheus.CounterVec   // deliveries handed on without an attempt, by reason
 	dropped      *prometheus.CounterVec   // tasks dropped, by reason
@@ -28,7 +28,6 @@ type metrics struct {
 	// The children of the success path, looked up once: WithLabelValues
 	// hashes the labels and takes a lock on every call.
 	attemptsDelivered prometheus.Counter  // attempts{delivered, ""}
-	latencyDelivered  prometheus.Observer // latency{delivered}
 	delivered         prometheus.Counter  // deliveries{delivered}
 }
 
@@ -44,9 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vitals_webhook_attempt_duration_seconds",
-			Help:    "Latency of webhook attempts that were sent, by outcome.",
+			Help:    "Latency of webhook attempts that were sent, by outcome and endpoint.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30},
-		}, []string{"outcome"}),
+		}, []string{"outcome", "endpoint_id"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vitals_webhook_retries_scheduled_total",
 			Help: "Deliveries written to a retry tier, by tier topic.",
@@ -85,7 +84,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	m.attemptsDelivered = m.attempts.WithLabelValues(analytics.OutcomeDelivered, "")
-	m.latencyDelivered = m.latency.WithLabelValues(analytics.OutcomeDelivered)
 	m.delivered = m.deliveries.WithLabelValues(analytics.OutcomeDelivered)
 	if reg == nil {
 		return m, nil
