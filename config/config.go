@@ -101,6 +101,9 @@ type Config struct {
 	ClickHouseDatabase string // --clickhouse-database
 	ClickHouseUser     string // --clickhouse-user
 	ClickHousePassword string // --clickhouse-password
+	// SpoolLimit bounds the analytics disk spool in bytes; a full spool
+	// pushes back on the dispatcher instead of dropping rows.
+	SpoolLimit int64 // --spool-limit
 	// ClickHouseTLS connects over TLS (1.2 or later) to ClickHouse's
 	// secure native port (9440 by default), trusting the PEM CA
 	// certificates in ClickHouseTLSCA (default: the system roots).
@@ -123,6 +126,7 @@ func Default() Config {
 			2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour},
 		DeliveryTimeout:    15 * time.Second,
 		TokenKeyRotation:   30 * 24 * time.Hour,
+		SpoolLimit:         1 << 30,
 		BreakerOpen:        30 * time.Second,
 		ClickHouseDatabase: "vitals",
 		ClickHouseUser:     "default",
@@ -202,6 +206,7 @@ func (c *Config) Register(fs *flag.FlagSet, groups ...Group) {
 		fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", c.ClickHouseDatabase, "ClickHouse database")
 		fs.StringVar(&c.ClickHouseUser, "clickhouse-user", c.ClickHouseUser, "ClickHouse user")
 		fs.StringVar(&c.ClickHousePassword, "clickhouse-password", c.ClickHousePassword, "ClickHouse password")
+		fs.Int64Var(&c.SpoolLimit, "spool-limit", c.SpoolLimit, "bytes the analytics disk spool may hold while ClickHouse is away; when full, deliveries slow down instead of rows being dropped")
 		fs.BoolVar(&c.ClickHouseTLS, "clickhouse-tls", c.ClickHouseTLS, "connect to ClickHouse over TLS (1.2 or later; its secure native port, 9440 by default)")
 		fs.StringVar(&c.ClickHouseTLSCA, "clickhouse-tls-ca", c.ClickHouseTLSCA, "PEM file of the CA certificates that sign ClickHouse's certificate (default: system roots; needs --clickhouse-tls)")
 		fs.StringVar(&c.ClickHouseTLSServerName, "clickhouse-tls-server-name", c.ClickHouseTLSServerName, "name ClickHouse's certificate must carry (default: the host of --clickhouse-addr)")

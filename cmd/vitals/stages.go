@@ -427,6 +427,7 @@ func (e *env) analyticsWriter(ctx context.Context) (*analytics.Writer, error) {
 	return analytics.NewWriter(cfg.ClickHouseAddr, append(e.clickHouseOpts(),
 		analytics.WithSpoolDir(spool),
 		analytics.WithSpoolSealer(keys), // attempt rows hold URLs and response excerpts
+		analytics.WithSpoolLimit(cfg.SpoolLimit),
 		analytics.WithMetrics(e.reg))...)
 }
 
