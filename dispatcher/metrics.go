@@ -27,8 +27,8 @@ type metrics struct {
 
 	// The children of the success path, looked up once: WithLabelValues
 	// hashes the labels and takes a lock on every call.
-	attemptsDelivered prometheus.Counter  // attempts{delivered, ""}
-	delivered         prometheus.Counter  // deliveries{delivered}
+	attemptsDelivered prometheus.Counter // attempts{delivered, ""}
+	delivered         prometheus.Counter // deliveries{delivered}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

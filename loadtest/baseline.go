@@ -26,6 +26,7 @@ const baselineTopic = "vitals-bench.baseline"
 // baselines are the reference rates measured in the same run.
 type baselines struct {
 	post    float64 // bare net/http POSTs/s to the receiver
+	postCPU float64 // CPU seconds per POST of this process (client and receiver) in that run
 	produce float64 // raw franz-go records/s produced to the broker
 	consume float64 // raw franz-go records/s consumed from it
 	// churn is a real derived event (the health model's own output for
@@ -69,6 +70,7 @@ func (h *harness) measureBaselines(ctx context.Context, b *baselines) error {
 	h.progress.Stage("baseline: bare net/http POST")
 	client := webhookClient()
 	defer client.CloseIdleConnections()
+	var cpu0 float64
 	r := closedLoop(ctx, h.cfg.DispatchInFlight, h.cfg.Warmup, h.cfg.Duration, func(ctx context.Context) (int, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.recv.url, bytes.NewReader(b.body))
 		req.Header.Set("Content-Type", "application/json")
@@ -82,11 +84,12 @@ func (h *harness) measureBaselines(ctx context.Context, b *baselines) error {
 			return 0, fmt.Errorf("receiver answered %s", resp.Status)
 		}
 		return 1, nil
-	}, nil)
+	}, func() { cpu0 = selfCPU() })
+	cpu := selfCPU() - cpu0
 	if r.units == 0 {
 		return fmt.Errorf("no POST reached the receiver: %v", r.firstErr)
 	}
-	b.post = r.rate()
+	b.post, b.postCPU = r.rate(), cpu/float64(r.units)
 	h.report.add(Figure{ID: "baseline.bare_post_per_s", Stage: "baseline", Name: fmt.Sprintf("bare net/http POST, %d in flight", h.cfg.DispatchInFlight),
 		Value: ptr(b.post), Unit: "POST/s"})
 
@@ -188,6 +191,11 @@ func (h *harness) rawKafka(ctx context.Context, b *baselines) error {
 	}
 	h.report.add(Figure{ID: "baseline.raw_consume_per_s", Stage: "baseline", Name: "raw franz-go consume",
 		Value: ptr(b.consume), Unit: "records/s"})
+	// The records would stay in the embedded broker's memory, in this
+	// process, for the rest of the run.
+	if _, err := h.adm.DeleteTopics(ctx, baselineTopic); err != nil {
+		h.log.Warn("delete the baseline topic", "err", err)
+	}
 	return nil
 }
 

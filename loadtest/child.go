@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,6 +184,9 @@ func (c *child) resources(stage string, from, to usage, events int64) Resources 
 	if events > 0 {
 		r.CPUPer1k = ptr(r.CPUSeconds / float64(events) * 1000)
 		r.AllocsPerEvent = ptr(r.Allocs / float64(events))
+		if r.CPUSeconds > 0 {
+			r.CeilingPerS = ptr(float64(runtime.NumCPU()) * float64(events) / r.CPUSeconds)
+		}
 	}
 	if _, peak, err := procMemory(c.pid()); err == nil {
 		r.PeakRSSMiB = peak

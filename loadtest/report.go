@@ -123,6 +123,10 @@ type Resources struct {
 	// so CPU seconds of both over WindowS show how busy the machine was.
 	WindowS           float64 `json:"window_s"`
 	HarnessCPUSeconds float64 `json:"harness_cpu_s"`
+	// CeilingPerS is the rate this process's CPU cost per event allows
+	// with every CPU of the machine to itself: a bound that holds on a
+	// shared or noisy machine, where wall-clock rates do not.
+	CeilingPerS *float64 `json:"cpu_ceiling_events_per_s"`
 }
 
 // MemoryTrend is the soak run's memory over time.
@@ -242,10 +246,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if len(r.Resources) > 0 {
 		fmt.Fprintln(&b, "\nresources (the measured vitals process, during its window: /proc/<pid> and its /metrics; peak RSS since it started)")
 		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "stage\tprocess\tevents\twindow s\tCPU s\tCPU s/1k events\tpeak RSS MiB\tallocs/event\tharness CPU s\t")
+		fmt.Fprintf(tw, "stage\tprocess\tevents\twindow s\tCPU s\tCPU s/1k events\tCPU ceiling events/s (%d CPUs)\tpeak RSS MiB\tallocs/event\tharness CPU s\t\n", r.Machine.CPUs)
 		for _, x := range r.Resources {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.2f\t%s\t%.0f\t%s\t%.2f\t\n", x.Stage, x.Process, x.Events, x.WindowS, x.CPUSeconds,
-				optNum(x.CPUPer1k, 3), x.PeakRSSMiB, optNum(x.AllocsPerEvent, 1), x.HarnessCPUSeconds)
+			ceiling := "-"
+			if x.CeilingPerS != nil {
+				ceiling = num(*x.CeilingPerS)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.2f\t%s\t%s\t%.0f\t%s\t%.2f\t\n", x.Stage, x.Process, x.Events, x.WindowS, x.CPUSeconds,
+				optNum(x.CPUPer1k, 3), ceiling, x.PeakRSSMiB, optNum(x.AllocsPerEvent, 1), x.HarnessCPUSeconds)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -7,6 +7,11 @@
 //	vitals dispatcher  the webhook dispatcher alone (consumer group; run several)
 //	vitals simulate    send realistic customer journeys through the API
 //	vitals listen      a local webhook receiver that verifies signatures
+//	vitals admin       sign in as an administrator; clients, users, keys, rate limits
+//	vitals analytics   delivery, event, API and security reports from ClickHouse
+//	vitals keys        re-encrypt stored secrets under a new data key (keys rotate)
+//	vitals audit       check the audit log's hash chains (audit verify)
+//	vitals bench       the end-to-end load harness (see docs/PERFORMANCE.md)
 //
 // Settings come from flags, VITALS_* environment variables and a YAML file
 // (--config); see package config and README.md.
