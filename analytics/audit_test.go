@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/vitalshq/vitals/analytics"
+	"github.com/vitalshq/vitals/analytics/loader"
 	"github.com/vitalshq/vitals/audit"
 	"github.com/vitalshq/vitals/internal/testenv"
 	"github.com/vitalshq/vitals/topics"
@@ -111,7 +112,7 @@ func TestAuditLoadVerifyTamper(t *testing.T) {
 		}
 	}
 
-	l, err := audit.NewLoader(kopts, store, audit.WithFlushInterval(100*time.Millisecond))
+	l, err := audit.NewLoader(kopts, store, loader.WithFlushInterval(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@
 // vitals.audit.v1, keyed by the instance id so one chain stays ordered in
 // one partition. A synchronous write (mutating requests) returns only when
 // Kafka acknowledged the record (acks=all); an asynchronous one is sent
-// within the linger time (10 ms by default, at most 1 s). A [Loader] reads
+// within the linger time (10 ms by default, at most 1 s). The loader ([NewLoader], package analytics/loader) reads
 // the topic in a consumer group and inserts batches through a [Sink]
 // (analytics.AuditStore writes ClickHouse api_audit), committing offsets
 // only after the insert: at least once, duplicates are harmless. [Verify]

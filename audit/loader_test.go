@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/vitalshq/vitals/analytics/loader"
 	"github.com/vitalshq/vitals/audit"
 	"github.com/vitalshq/vitals/topics"
 )
@@ -43,10 +44,10 @@ func (s *memSink) records() []audit.Record {
 
 // runLoader runs a Loader over sink until the returned stop is called (or
 // the test ends).
-func runLoader(t *testing.T, kopts []kgo.Opt, sink audit.Sink, opts ...audit.Option) (stop func()) {
+func runLoader(t *testing.T, kopts []kgo.Opt, sink audit.Sink, opts ...loader.Option) (stop func()) {
 	t.Helper()
-	l, err := audit.NewLoader(kopts, sink, append([]audit.Option{audit.WithFlushInterval(50 * time.Millisecond),
-		audit.WithRetryBackoff(10 * time.Millisecond)}, opts...)...)
+	l, err := audit.NewLoader(kopts, sink, append([]loader.Option{loader.WithFlushInterval(50 * time.Millisecond),
+		loader.WithRetryBackoff(10 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,13 +112,13 @@ func TestLoaderRetriesThenCommits(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	first := &memSink{failFirst: 3}
-	stop := runLoader(t, kopts, first, audit.WithMetrics(reg))
+	stop := runLoader(t, kopts, first, loader.WithMetrics(reg))
 	waitFor(t, "first loader stores 50 records", func() (bool, string) {
 		n := len(first.records())
 		return n >= 50, "records: " + strconv.Itoa(n)
 	})
 	waitFor(t, "undecodable record counted", func() (bool, string) {
-		n := counterValue0(t, reg, "vitals_audit_records_undecodable_total")
+		n := counterValue0(t, reg, "vitals_loader_records_undecodable_total")
 		return n == 1, "undecodable: " + strconv.Itoa(int(n))
 	})
 	stop()

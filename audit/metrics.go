@@ -60,31 +60,3 @@ func newWriterMetrics(reg prometheus.Registerer) (*writerMetrics, error) {
 	m.collectors = c
 	return m, err
 }
-
-// loaderMetrics are a Loader's metrics.
-type loaderMetrics struct {
-	*collectors
-	loaded        prometheus.Counter
-	undecodable   prometheus.Counter
-	insertFailure prometheus.Counter
-}
-
-func newLoaderMetrics(reg prometheus.Registerer) (*loaderMetrics, error) {
-	m := &loaderMetrics{
-		loaded: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "vitals", Subsystem: "audit", Name: "records_loaded_total",
-			Help: "Audit records inserted into the analytics store.",
-		}),
-		undecodable: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "vitals", Subsystem: "audit", Name: "records_undecodable_total",
-			Help: "Records of the audit topic that are not audit records (logged with partition and offset, skipped).",
-		}),
-		insertFailure: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "vitals", Subsystem: "audit", Name: "insert_failures_total",
-			Help: "Failed inserts of audit batches (retried until they succeed).",
-		}),
-	}
-	c, err := register(reg, m.loaded, m.undecodable, m.insertFailure)
-	m.collectors = c
-	return m, err
-}

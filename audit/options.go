@@ -10,7 +10,7 @@ import (
 	"github.com/vitalshq/vitals/topics"
 )
 
-// Defaults of the Writer's and Loader's options.
+// Defaults of the Writer's options.
 const (
 	// DefaultLinger is how long the Writer lets a record wait for others
 	// to share its produce request (franz-go's default).
@@ -21,45 +21,26 @@ const (
 	// DefaultMaxBuffered is how many records the Writer holds that Kafka
 	// has not acknowledged before Write waits.
 	DefaultMaxBuffered = 10000
-	// DefaultLoaderGroup is the Loader's consumer group.
-	DefaultLoaderGroup = "vitals-audit-loader"
-	// DefaultBatchSize is how many records the Loader inserts at most at once.
-	DefaultBatchSize = 1000
-	// DefaultFlushInterval is how long the Loader waits at most for a batch
-	// to fill after its first record.
-	DefaultFlushInterval = time.Second
-	// DefaultRetryBackoff is the Loader's first wait after a failed insert;
-	// it doubles up to 30 s.
-	DefaultRetryBackoff = 500 * time.Millisecond
 )
 
-// options are the settings of a Writer or a Loader; each ignores the ones
-// that are not its own.
+// options are the settings of a Writer.
 type options struct {
-	topic         string
-	log           *slog.Logger
-	reg           prometheus.Registerer
-	chain         *Chain
-	linger        time.Duration
-	maxBuffered   int
-	group         string
-	batchSize     int
-	flushInterval time.Duration
-	retryBackoff  time.Duration
+	topic       string
+	log         *slog.Logger
+	reg         prometheus.Registerer
+	chain       *Chain
+	linger      time.Duration
+	maxBuffered int
 }
 
-// Option configures a Writer or a Loader.
+// Option configures a Writer.
 type Option func(*options)
 
 func newOptions(opts []Option) options {
 	o := options{
-		topic:         topics.Audit,
-		linger:        DefaultLinger,
-		maxBuffered:   DefaultMaxBuffered,
-		group:         DefaultLoaderGroup,
-		batchSize:     DefaultBatchSize,
-		flushInterval: DefaultFlushInterval,
-		retryBackoff:  DefaultRetryBackoff,
+		topic:       topics.Audit,
+		linger:      DefaultLinger,
+		maxBuffered: DefaultMaxBuffered,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -77,7 +58,7 @@ func WithTopic(name string) Option { return func(o *options) { o.topic = name } 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithMetrics registers the Writer's or Loader's Prometheus metrics on r.
+// WithMetrics registers the Writer's Prometheus metrics on r.
 func WithMetrics(r prometheus.Registerer) Option { return func(o *options) { o.reg = r } }
 
 // WithChain makes the Writer seal into c (default: a NewChain of its own).
@@ -93,18 +74,3 @@ func WithLinger(d time.Duration) Option { return func(o *options) { o.linger = d
 // Write waits (until its context is done) while that many are in flight.
 // Default DefaultMaxBuffered. Writer only.
 func WithMaxBuffered(n int) Option { return func(o *options) { o.maxBuffered = n } }
-
-// WithGroup sets the Loader's consumer group (default DefaultLoaderGroup).
-func WithGroup(name string) Option { return func(o *options) { o.group = name } }
-
-// WithBatchSize sets how many records the Loader inserts at most at once
-// (default DefaultBatchSize).
-func WithBatchSize(n int) Option { return func(o *options) { o.batchSize = n } }
-
-// WithFlushInterval sets how long the Loader waits at most for a batch to
-// fill after its first record (default DefaultFlushInterval).
-func WithFlushInterval(d time.Duration) Option { return func(o *options) { o.flushInterval = d } }
-
-// WithRetryBackoff sets the Loader's first wait after a failed insert; it
-// doubles up to 30 s (default DefaultRetryBackoff).
-func WithRetryBackoff(d time.Duration) Option { return func(o *options) { o.retryBackoff = d } }

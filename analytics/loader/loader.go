@@ -7,8 +7,8 @@
 //
 // It is generic over the row type and imports no other Vitals package, so
 // any stage can use it: analytics.NewDerivedLoader loads the derived topics
-// into ClickHouse derived_events. (audit.Loader predates it and does the
-// same for the audit topic; it can move onto this package.)
+// into ClickHouse derived_events and, through audit.NewLoader, the audit
+// topic into api_audit.
 package loader
 
 import (

@@ -453,7 +453,7 @@ func (e *env) startAuditLoader() error {
 	if err != nil {
 		return err
 	}
-	l, err := audit.NewLoader(e.clientOpts("audit-loader"), store, audit.WithLogger(e.log.With("component", "audit-loader")), audit.WithMetrics(e.reg))
+	l, err := audit.NewLoader(e.clientOpts("audit-loader"), store, loader.WithLogger(e.log.With("component", "audit-loader")), loader.WithMetrics(e.reg))
 	if err != nil {
 		store.Close()
 		return err
