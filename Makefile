@@ -5,7 +5,7 @@ BIN := bin/vitals
 DATA_DIR ?= ./data
 GOTEST_FLAGS ?= -count=1 -timeout 45m
 
-.PHONY: all build run test test-unit bench fmt vet deps clean services-up services-down
+.PHONY: all build run test fuzz test-unit bench fmt vet deps clean services-up services-down
 
 all: build
 
@@ -34,6 +34,16 @@ deps:
 ## Apache Kafka (KRaft) and kfake; services are stopped even on failure.
 test: deps vet
 	./deploy/with-services.sh $(GO) test $(GOTEST_FLAGS) ./...
+	FUZZTIME=$(TEST_FUZZTIME) GO=$(GO) ./deploy/fuzz.sh
+
+## fuzz: every Go fuzz target (deploy/fuzz.sh finds each func FuzzX in a
+## *_test.go), one after another, FUZZTIME each; FUZZ=regexp picks targets
+## by "package/FuzzName". A crasher lands in the package's testdata/fuzz/ and
+## is a regression test from then on. `make test` runs each for TEST_FUZZTIME.
+FUZZTIME ?= 30s
+TEST_FUZZTIME ?= 10s
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./deploy/fuzz.sh
 
 ## test-unit: the tests that need no external service installed (they still
 ## start kfake and, on demand, private ClickHouse/Kafka instances).

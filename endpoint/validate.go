@@ -133,6 +133,7 @@ func (e *Endpoint) Validate(allowHTTP bool) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	seen := make(map[string]string, len(names)) // lower-case name → name
 	for _, n := range names {
 		v := e.Headers[n]
 		switch {
@@ -140,11 +141,16 @@ func (e *Endpoint) Validate(allowHTTP bool) error {
 			return bad("headers."+n, "%q is not a valid HTTP header name", n)
 		case ReservedHeader(n):
 			return bad("headers."+n, "%s is reserved (set by Vitals or by HTTP); webhook-*, proxy-*, %s cannot be custom headers", n, strings.Join(reservedHeaders, ", "))
+		case seen[strings.ToLower(n)] != "":
+			// Deliveries set headers by canonical name: one would
+			// overwrite the other, which one depending on map order.
+			return bad("headers."+n, "%s repeats header %s (header names are case-insensitive)", n, seen[strings.ToLower(n)])
 		case len(v) > MaxHeaderValue:
 			return bad("headers."+n, "a header value is at most %d characters", MaxHeaderValue)
-		case strings.ContainsAny(v, "\r\n\x00"):
-			return bad("headers."+n, "a header value must not contain CR, LF or NUL")
+		case !validHeaderValue(v):
+			return bad("headers."+n, "a header value must not contain control characters (CR, LF, NUL, …) other than tab")
 		}
+		seen[strings.ToLower(n)] = n
 	}
 	if math.IsNaN(e.RateLimit) || e.RateLimit < 0 || e.RateLimit > MaxRateLimit {
 		return bad("rate_limit", "rate_limit is deliveries per second, 0 (no limit) to %d", MaxRateLimit)
@@ -165,6 +171,18 @@ func sortedUnique(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// validHeaderValue reports whether v is an RFC 9110 field value: no control
+// character but tab. net/http refuses to send any other, so every delivery
+// of an endpoint with one would fail.
+func validHeaderValue(v string) bool {
+	for _, c := range []byte(v) {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // validHeaderName reports whether n is an RFC 9110 token.

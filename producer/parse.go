@@ -142,6 +142,11 @@ func parseOne(raw json.RawMessage, source string, now time.Time) (event.Customer
 	if err != nil {
 		return ev, &InvalidEventError{Field: "occurred_at", Reason: fmt.Sprintf("must be an RFC 3339 time such as \"2025-12-05T08:20:00Z\", got %q", *in.OccurredAt)}
 	}
+	if t.UTC().Year() < 0 {
+		// "0000-01-01T00:00:00+01:00" is year -1 in UTC, which has no
+		// RFC 3339 form: the webhook bodies and reports could not show it.
+		return ev, &InvalidEventError{Field: "occurred_at", Reason: fmt.Sprintf("lies before the year 0000 in UTC (%s)", *in.OccurredAt)}
+	}
 	if t.After(now.Add(MaxFutureSkew)) {
 		return ev, &InvalidEventError{Field: "occurred_at", Reason: fmt.Sprintf("lies more than %s in the future (%s); check the sender's clock", MaxFutureSkew, *in.OccurredAt)}
 	}

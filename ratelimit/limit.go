@@ -22,6 +22,10 @@ type Limit struct {
 // arithmetic stays exact in int64 and in Redis Lua's float64 numbers.
 const maxUnits = 1 << 50
 
+// maxWindow bounds Window and the time a burst takes to refill, so every
+// duration a Decision reports (up to two windows) fits a time.Duration.
+const maxWindow = 100 * 365 * 24 * time.Hour
+
 // BurstSize returns the bucket capacity: Burst, or 5 % of Quota (at least 1)
 // when Burst is 0.
 func (l Limit) BurstSize() int {
@@ -32,8 +36,8 @@ func (l Limit) BurstSize() int {
 }
 
 // Validate reports whether l can be enforced: a positive quota, a window of
-// whole milliseconds, a non-negative burst, and products small enough for
-// exact arithmetic.
+// whole milliseconds, a non-negative burst, products small enough for
+// exact arithmetic, and a window and burst refill of at most 100 years.
 func (l Limit) Validate() error {
 	switch {
 	case l.Quota < 1:
@@ -46,6 +50,12 @@ func (l Limit) Validate() error {
 	w := l.Window.Milliseconds()
 	if int64(l.Quota) > maxUnits/w || int64(l.BurstSize()) > maxUnits/w {
 		return fmt.Errorf("rate limit %d (burst %d) per %v: too large", l.Quota, l.BurstSize(), l.Window)
+	}
+	if l.Window > maxWindow {
+		return fmt.Errorf("rate limit window %v: at most %v", l.Window, maxWindow)
+	}
+	if refill := float64(l.Window) / float64(l.Quota) * float64(l.BurstSize()); refill > float64(maxWindow) {
+		return fmt.Errorf("rate limit burst %d: refilling it at %d per %v takes longer than %v", l.BurstSize(), l.Quota, l.Window, maxWindow)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -150,8 +151,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ev := Event{ID: r.Header.Get(webhook.HeaderID), ReceivedAt: h.now().UTC(), Body: body}
-	var ts int64
-	_, _ = fmt.Sscan(r.Header.Get(webhook.HeaderTimestamp), &ts)
+	// Verify parsed it the same way: decimal (fmt.Sscan would read a
+	// leading 0 as octal).
+	ts, _ := strconv.ParseInt(r.Header.Get(webhook.HeaderTimestamp), 10, 64)
 	ev.SignedAt = time.Unix(ts, 0).UTC()
 	var head struct {
 		Event string `json:"event"`

@@ -495,11 +495,21 @@ func (f *fields) i32(k string) int32 {
 	}
 }
 
+// f64 reads a double. NaN and infinities are malformed: no event has
+// them, and a webhook body (JSON) cannot carry them.
 func (f *fields) f64(k string) float64 {
 	switch v := f.m[k].(type) {
 	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			f.fail(k, v, "finite double")
+			return 0
+		}
 		return v
 	case float32:
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			f.fail(k, v, "finite double")
+			return 0
+		}
 		return float64(v)
 	case int64:
 		return float64(v)

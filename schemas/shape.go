@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unicode/utf8"
 )
 
 // node is the structure of an Avro schema, just enough to walk a binary
@@ -122,7 +123,8 @@ func fullName(name, namespace string) string {
 var errShape = errors.New("payload does not match schema")
 
 // check reports whether buf is exactly one datum of n, with every length and
-// count within the bytes that remain. It does not allocate.
+// count within the bytes that remain and every string UTF-8. It does not
+// allocate.
 func (n *node) check(buf []byte) error {
 	rest, err := n.skip(buf, 0)
 	if err != nil {
@@ -164,8 +166,10 @@ func (n *node) skip(buf []byte, depth int) ([]byte, error) {
 		return fixedLen(buf, 8)
 	case "fixed":
 		return fixedLen(buf, n.size)
-	case "bytes", "string":
+	case "bytes":
 		return skipBytes(buf)
+	case "string":
+		return skipString(buf)
 	case "enum":
 		i, rest, err := varint(buf)
 		if err != nil {
@@ -218,7 +222,7 @@ func (n *node) skip(buf []byte, depth int) ([]byte, error) {
 			}
 			for ; count > 0; count-- {
 				if n.kind == "map" {
-					if buf, err = skipBytes(buf); err != nil { // the key
+					if buf, err = skipString(buf); err != nil { // the key
 						return nil, err
 					}
 				}
@@ -248,6 +252,24 @@ func skipBytes(buf []byte) ([]byte, error) {
 	}
 	if l < 0 || l > int64(len(rest)) {
 		return nil, fmt.Errorf("%w: length %d with %d bytes left", errShape, l, len(rest))
+	}
+	return rest[l:], nil
+}
+
+// skipString skips a string value, which Avro defines as UTF-8: goavro
+// does not check, and a string that is not would reach webhook bodies
+// (whose JSON replaces the bad bytes) and headers (which keep them)
+// differently.
+func skipString(buf []byte) ([]byte, error) {
+	l, rest, err := varint(buf)
+	if err != nil {
+		return nil, err
+	}
+	if l < 0 || l > int64(len(rest)) {
+		return nil, fmt.Errorf("%w: length %d with %d bytes left", errShape, l, len(rest))
+	}
+	if !utf8.Valid(rest[:l]) {
+		return nil, fmt.Errorf("%w: string is not UTF-8", errShape)
 	}
 	return rest[l:], nil
 }

@@ -351,12 +351,22 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("model config: %w", err)
 	}
-	cfg := DefaultConfig()
-	if err := decodeConfig(raw, &cfg); err != nil {
+	cfg, err := ParseConfig(raw)
+	if err != nil {
 		return Config{}, fmt.Errorf("model config %s: %w", path, err)
 	}
+	return cfg, nil
+}
+
+// ParseConfig is LoadConfig on the YAML text raw instead of a file: the
+// parser of operator input, in one place for LoadConfig and the fuzz test.
+func ParseConfig(raw []byte) (Config, error) {
+	cfg := DefaultConfig()
+	if err := decodeConfig(raw, &cfg); err != nil {
+		return Config{}, err
+	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("model config %s: %w", path, err)
+		return Config{}, err
 	}
 	return cfg, nil
 }
